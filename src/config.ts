@@ -1,0 +1,206 @@
+/**
+ * One config, parsed once. Precedence: defaults < environment < command-line flags.
+ * `process.env` is read here (and in drizzle.config.ts) and nowhere else; everything else gets
+ * the parsed object. Every variable is listed in .env.example with its default (a test checks).
+ */
+import { z } from "zod";
+
+/** Thrown for bad settings or arguments; the CLIs exit 2 with its message. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const optionalPositive = z.coerce.number().positive().optional();
+const list = z
+  .string()
+  .transform((s) => s.split(/[,\s]+/).filter(Boolean))
+  .pipe(z.array(z.string()));
+
+/** Env variable name → schema. Defaults here are the documented ones. */
+export const envSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  NEWSLEDGER_DATA_DIR: z.string().min(1).default(".newsledger"),
+  NEWSLEDGER_OUT_DIR: z.string().min(1).default("out"),
+
+  NEWSLEDGER_PROVIDER: z.enum(["auto", "openai", "offline"]).default("auto"),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.string().url().optional(),
+  NEWSLEDGER_CHAT_MODEL: z.string().min(1).default("gpt-4o-mini"),
+  NEWSLEDGER_SUMMARIZE_MODEL: z.string().min(1).optional(),
+  NEWSLEDGER_SOCIAL_MODEL: z.string().min(1).optional(),
+  NEWSLEDGER_VALIDATE_MODEL: z.string().min(1).optional(),
+  NEWSLEDGER_EMBEDDING_MODEL: z.string().min(1).default("text-embedding-3-small"),
+  NEWSLEDGER_MAX_OUTPUT_TOKENS: int(16).default(400),
+  NEWSLEDGER_STREAM: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  NEWSLEDGER_HTTP_RETRIES: int(0).default(1),
+  NEWSLEDGER_NODE_ATTEMPTS: int(1).default(3),
+  NEWSLEDGER_REQUEST_TIMEOUT_MS: int(1000).default(60_000),
+  NEWSLEDGER_PRICES: z.string().min(1).optional(),
+
+  FEEDS: list.optional(),
+  NEWSLEDGER_MAX_ITEMS_PER_FEED: int(1).default(5),
+  NEWSLEDGER_MAX_ARTICLES_PER_RUN: int(1).default(60),
+  NEWSLEDGER_FETCH_TIMEOUT_MS: int(100).default(10_000),
+  NEWSLEDGER_FETCH_MAX_BYTES: int(1024).default(5 * 1024 * 1024),
+  NEWSLEDGER_FETCH_MAX_REDIRECTS: int(0).default(5),
+  NEWSLEDGER_ARTICLE_MAX_TOKENS: int(50).default(600),
+  NEWSLEDGER_CONCURRENCY: int(1).default(4),
+
+  NEWSLEDGER_CLUSTER_SIMILARITY: z.coerce.number().min(0).max(1).default(0.3),
+  NEWSLEDGER_TOP_CLUSTERS: int(1).default(5),
+  NEWSLEDGER_MAX_REVISIONS: int(0).default(2),
+
+  NEWSLEDGER_MAX_TOKENS: z.coerce.number().int().positive().optional(),
+  NEWSLEDGER_MAX_USD: optionalPositive,
+
+  BRIEFING_CRON: z.string().min(1).default("0 7 * * *"),
+  BRIEFING_TZ: z.string().min(1).default("UTC"),
+});
+
+export type EnvSettings = z.infer<typeof envSchema>;
+
+/** Flags a CLI may set; each overrides its env variable. */
+export interface FlagSettings {
+  feeds?: string[];
+  maxTokens?: number;
+  maxUsd?: number;
+}
+
+export type ProviderKind = "openai-compatible" | "offline";
+
+export interface Config {
+  databaseUrl?: string;
+  dataDir: string;
+  outDir: string;
+  provider: ProviderKind;
+  openai: { apiKey?: string; baseURL?: string };
+  models: {
+    summarize: string;
+    generate_social: string;
+    validate: string;
+    embedding: string;
+  };
+  maxOutputTokens: number;
+  stream: boolean;
+  httpRetries: number;
+  nodeAttempts: number;
+  requestTimeoutMs: number;
+  pricesFile?: string;
+  feeds: string[];
+  collect: {
+    maxItemsPerFeed: number;
+    maxArticlesPerRun: number;
+    fetchTimeoutMs: number;
+    fetchMaxBytes: number;
+    maxRedirects: number;
+  };
+  articleMaxTokens: number;
+  concurrency: number;
+  cluster: { similarity: number; top: number };
+  maxRevisions: number;
+  budget: { maxTokens?: number; maxUsd?: number };
+  schedule: { cron: string; timezone: string };
+}
+
+/** A few real public feeds, used when neither --feeds nor FEEDS is given. */
+export const DEFAULT_FEEDS = [
+  "https://feeds.bbci.co.uk/news/world/rss.xml",
+  "https://www.theguardian.com/world/rss",
+  "https://rss.nytimes.com/services/xml/rss/nyt/World.xml",
+  "https://feeds.npr.org/1004/rss.xml",
+  "https://www.aljazeera.com/xml/rss/all.xml",
+];
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const name = issue.path.join(".") || "(settings)";
+      return `${name}: ${issue.message}`;
+    })
+    .join("; ");
+}
+
+function isValidTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parse the environment (a plain object, so tests pass their own) and the CLI flags.
+ * Empty strings count as unset, as a `.env` line `X=` means "no value".
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, flags: FlagSettings = {}): Config {
+  const known = Object.keys(envSchema.shape);
+  const raw: Record<string, string> = {};
+  for (const key of known) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
+  }
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`bad setting: ${formatIssues(parsed.error)} (see .env.example for each variable and its default)`);
+  }
+  const e = parsed.data;
+  if (!isValidTimeZone(e.BRIEFING_TZ)) {
+    throw new ConfigError(`bad setting: BRIEFING_TZ: "${e.BRIEFING_TZ}" is not an IANA time zone (for example Europe/Berlin or UTC)`);
+  }
+
+  let provider: ProviderKind;
+  if (e.NEWSLEDGER_PROVIDER === "offline") provider = "offline";
+  else if (e.NEWSLEDGER_PROVIDER === "openai") {
+    if (!e.OPENAI_API_KEY && !e.OPENAI_BASE_URL) {
+      throw new ConfigError("bad setting: NEWSLEDGER_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL");
+    }
+    provider = "openai-compatible";
+  } else provider = e.OPENAI_API_KEY || e.OPENAI_BASE_URL ? "openai-compatible" : "offline";
+
+  if (flags.maxTokens !== undefined && !(Number.isInteger(flags.maxTokens) && flags.maxTokens > 0)) {
+    throw new ConfigError(`bad argument: --max-tokens must be a positive whole number, got ${flags.maxTokens}`);
+  }
+  if (flags.maxUsd !== undefined && !(Number.isFinite(flags.maxUsd) && flags.maxUsd > 0)) {
+    throw new ConfigError(`bad argument: --max-usd must be a positive number of dollars, got ${flags.maxUsd}`);
+  }
+
+  const chat = e.NEWSLEDGER_CHAT_MODEL;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.NEWSLEDGER_DATA_DIR,
+    outDir: e.NEWSLEDGER_OUT_DIR,
+    provider,
+    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
+    models: {
+      summarize: e.NEWSLEDGER_SUMMARIZE_MODEL ?? chat,
+      generate_social: e.NEWSLEDGER_SOCIAL_MODEL ?? chat,
+      validate: e.NEWSLEDGER_VALIDATE_MODEL ?? chat,
+      embedding: e.NEWSLEDGER_EMBEDDING_MODEL,
+    },
+    maxOutputTokens: e.NEWSLEDGER_MAX_OUTPUT_TOKENS,
+    stream: e.NEWSLEDGER_STREAM,
+    httpRetries: e.NEWSLEDGER_HTTP_RETRIES,
+    nodeAttempts: e.NEWSLEDGER_NODE_ATTEMPTS,
+    requestTimeoutMs: e.NEWSLEDGER_REQUEST_TIMEOUT_MS,
+    pricesFile: e.NEWSLEDGER_PRICES,
+    feeds: flags.feeds && flags.feeds.length > 0 ? flags.feeds : (e.FEEDS ?? DEFAULT_FEEDS),
+    collect: {
+      maxItemsPerFeed: e.NEWSLEDGER_MAX_ITEMS_PER_FEED,
+      maxArticlesPerRun: e.NEWSLEDGER_MAX_ARTICLES_PER_RUN,
+      fetchTimeoutMs: e.NEWSLEDGER_FETCH_TIMEOUT_MS,
+      fetchMaxBytes: e.NEWSLEDGER_FETCH_MAX_BYTES,
+      maxRedirects: e.NEWSLEDGER_FETCH_MAX_REDIRECTS,
+    },
+    articleMaxTokens: e.NEWSLEDGER_ARTICLE_MAX_TOKENS,
+    concurrency: e.NEWSLEDGER_CONCURRENCY,
+    cluster: { similarity: e.NEWSLEDGER_CLUSTER_SIMILARITY, top: e.NEWSLEDGER_TOP_CLUSTERS },
+    maxRevisions: e.NEWSLEDGER_MAX_REVISIONS,
+    budget: {
+      maxTokens: flags.maxTokens ?? e.NEWSLEDGER_MAX_TOKENS,
+      maxUsd: flags.maxUsd ?? e.NEWSLEDGER_MAX_USD,
+    },
+    schedule: { cron: e.BRIEFING_CRON, timezone: e.BRIEFING_TZ },
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Opens the database on request (nothing connects at import): embedded PGlite in a data folder
+ * when no DATABASE_URL is given, a real Postgres through postgres.js when it is. Both get the
+ * same schema, migrations and views.
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import { migrateAndVerify, MIGRATIONS_FOLDER } from "./migrate";
+import * as schema from "./schema";
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface OpenedDatabase {
+  db: Database;
+  /** "pglite" or "postgres" */
+  kind: "pglite" | "postgres";
+  /** Where the data lives, for messages: the folder or the URL without its password. */
+  location: string;
+  /** The PGlite instance, when embedded (the checkpointer shares it). */
+  pglite?: PGlite;
+  /** The postgres.js URL, when a server is used. */
+  url?: string;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  databaseUrl?: string;
+  /** A folder for PGlite, or "memory://" for a throwaway in-memory database. */
+  dataDir: string;
+  /** The zone the cost views use for calendar days. */
+  timezone?: string;
+  migrate?: boolean;
+  migrationsFolder?: string;
+  /** postgres.js pool size. */
+  maxConnections?: number;
+}
+
+export class DatabaseError extends Error {
+  override name = "DatabaseError";
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable DATABASE_URL)";
+  }
+}
+
+/** A stable 64-bit key for pg_advisory_lock: concurrent processes migrate one at a time. */
+const MIGRATION_LOCK = 7_321_004_417n;
+
+export async function openDatabase(options: OpenOptions): Promise<OpenedDatabase> {
+  const folder = options.migrationsFolder ?? MIGRATIONS_FOLDER;
+  const tz = options.timezone ?? "UTC";
+  if (options.databaseUrl) {
+    const url = options.databaseUrl;
+    const location = redact(url);
+    if (options.migrate !== false) {
+      // A dedicated connection holds the lock and runs the migration.
+      const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+      try {
+        await admin`select pg_advisory_lock(${MIGRATION_LOCK.toString()}::bigint)`;
+        const adminDb = drizzlePostgres({ client: admin, schema }) as unknown as Database;
+        await migrateAndVerify(adminDb, (f) => migratePostgres(drizzlePostgres({ client: admin }), { migrationsFolder: f }), folder);
+      } catch (cause) {
+        await admin.end({ timeout: 1 }).catch(() => {});
+        throw wrapConnectError(cause, location);
+      }
+      await admin.end({ timeout: 5 });
+    }
+    const client = postgres(url, {
+      max: options.maxConnections ?? 10,
+      onnotice: () => {},
+      connect_timeout: 10,
+      connection: { "newsledger.tz": tz, TimeZone: "UTC" },
+    });
+    const db = drizzlePostgres({ client, schema }) as unknown as Database;
+    return {
+      db,
+      kind: "postgres",
+      location,
+      url,
+      close: async () => {
+        await client.end({ timeout: 5 });
+      },
+    };
+  }
+
+  const memory = options.dataDir === "memory://" || options.dataDir.startsWith("memory://");
+  const location = memory ? "memory://" : path.resolve(options.dataDir);
+  if (!memory) mkdirSync(location, { recursive: true });
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(memory ? undefined : location);
+  } catch (cause) {
+    throw new DatabaseError(
+      `cannot open the embedded database in ${location}: ${(cause as Error).message}. ` +
+        `Is another newsledger process using it? Point NEWSLEDGER_DATA_DIR elsewhere or set DATABASE_URL.`,
+      { cause },
+    );
+  }
+  await pglite.exec(`SET TIME ZONE 'UTC'; SET newsledger.tz = '${tz.replace(/'/g, "''")}'`);
+  const db = drizzlePglite({ client: pglite, schema }) as unknown as Database;
+  if (options.migrate !== false) {
+    try {
+      await migrateAndVerify(db, (f) => migratePglite(drizzlePglite({ client: pglite }), { migrationsFolder: f }), folder);
+    } catch (cause) {
+      await pglite.close().catch(() => {});
+      throw cause;
+    }
+  }
+  return { db, kind: "pglite", location, pglite, close: () => pglite.close() };
+}
+
+function wrapConnectError(cause: unknown, location: string): Error {
+  if (cause instanceof Error && cause.name === "MigrationError") return cause;
+  const err = cause as { code?: string; message?: string };
+  if (err?.code === "ECONNREFUSED" || err?.code === "ENOTFOUND" || err?.code === "CONNECT_TIMEOUT") {
+    return new DatabaseError(
+      `cannot connect to Postgres at ${location} (${err.code}). Is the server running? Unset DATABASE_URL to use the embedded database.`,
+      { cause },
+    );
+  }
+  return new DatabaseError(`database error at ${location}: ${err?.message ?? String(cause)}`, { cause });
+}
+
+/** Aggregates arrive as numbers on PGlite and strings on postgres.js: always map explicitly. */
+export function toInt(value: unknown): number {
+  if (value === null || value === undefined) return 0;
+  const n = typeof value === "bigint" ? Number(value) : Number(value);
+  if (!Number.isFinite(n)) throw new DatabaseError(`expected a number from the database, got ${String(value)}`);
+  return n;
+}
+
+export { sql };

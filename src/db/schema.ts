@@ -1,0 +1,271 @@
+/**
+ * The one typed schema. `npm run db:generate` turns changes into SQL under drizzle/; the views
+ * are hand-written in their own migration. Every timestamp is `timestamptz` (a naive timestamp
+ * shifts with the host zone) and money is `numeric` (never a float).
+ *
+ * Cost lives only on leaf rows (`llm_calls`); runs and node runs carry none, and every roll-up
+ * is a view over llm_calls.
+ */
+import {
+  bigint,
+  boolean,
+  date,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgTable,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const tokens = (name: string) => bigint(name, { mode: "number" });
+/** USD with 12 decimals: a single cached token can cost 7.5e-8 USD, and sums must stay exact. */
+const usd = (name: string) => numeric(name, { precision: 24, scale: 12 });
+/** USD per 1M tokens. */
+const rate = (name: string) => numeric(name, { precision: 18, scale: 8 });
+
+/** One workflow run (a LangGraph thread). */
+export const runs = pgTable(
+  "runs",
+  {
+    id: text("id").primaryKey(),
+    workflow: text("workflow").notNull(),
+    /** manual | schedule | bench | test */
+    trigger: text("trigger").notNull(),
+    /** running | succeeded | halted | failed */
+    status: text("status", { enum: ["running", "succeeded", "halted", "failed"] }).notNull(),
+    haltReason: text("halt_reason"),
+    error: text("error"),
+    /** Which model provider served the run: openai-compatible | offline. */
+    provider: text("provider").notNull(),
+    /** The limits the run was started with (tokens, USD), as given. */
+    limits: jsonb("limits").$type<Record<string, unknown>>().notNull().default({}),
+    /** Counters the pipeline reports at the end (articles, clusters, posts...). Not costs. */
+    summary: jsonb("summary").$type<Record<string, unknown>>().notNull().default({}),
+    startedAt: tstz("started_at").notNull().defaultNow(),
+    finishedAt: tstz("finished_at"),
+  },
+  (t) => [index("runs_started_at_idx").on(t.startedAt)],
+);
+export type Run = typeof runs.$inferSelect;
+
+/** One attempt of one graph node (a LangGraph task). Retries of a node are further rows. */
+export const nodeRuns = pgTable(
+  "node_runs",
+  {
+    /** The LangChain run id of the node's chain run. */
+    id: text("id").primaryKey(),
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    node: text("node").notNull(),
+    /** langgraph_checkpoint_ns: the same for every attempt of one task. */
+    taskNs: text("task_ns").notNull(),
+    attempt: integer("attempt").notNull(),
+    step: integer("step"),
+    /** running | ok | error */
+    status: text("status", { enum: ["running", "ok", "error"] }).notNull(),
+    error: text("error"),
+    startedAt: tstz("started_at").notNull(),
+    finishedAt: tstz("finished_at"),
+  },
+  (t) => [index("node_runs_run_idx").on(t.runId, t.node)],
+);
+export type NodeRun = typeof nodeRuns.$inferSelect;
+
+/** Prices as dated data: a change is a new row with a later valid_from, never an UPDATE. */
+export const modelPrices = pgTable(
+  "model_prices",
+  {
+    id: serial("id").primaryKey(),
+    model: text("model").notNull(),
+    inputPerMtok: rate("input_per_mtok").notNull(),
+    /** NULL: no cache discount, cached input is billed at the input rate. */
+    cachedInputPerMtok: rate("cached_input_per_mtok"),
+    outputPerMtok: rate("output_per_mtok").notNull(),
+    validFrom: tstz("valid_from").notNull(),
+    /** shipped | user */
+    source: text("source").notNull(),
+  },
+  (t) => [uniqueIndex("model_prices_model_from_source_uq").on(t.model, t.validFrom, t.source)],
+);
+export type ModelPrice = typeof modelPrices.$inferSelect;
+
+/** Explicit alias rules: an undated or vendor name that is billed as one exact model. */
+export const modelAliases = pgTable("model_aliases", {
+  alias: text("alias").primaryKey(),
+  model: text("model").notNull(),
+  source: text("source").notNull(),
+});
+export type ModelAlias = typeof modelAliases.$inferSelect;
+
+/**
+ * One row per model call attempt: the leaf rows that carry cost. `id` is the attempt's own id
+ * (LangChain run id, plus the HTTP attempt where a client retried), so rewriting it is idempotent.
+ */
+export const llmCalls = pgTable(
+  "llm_calls",
+  {
+    id: text("id").primaryKey(),
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    /** The logical call (LangChain run id); HTTP retries of one call share it. */
+    callId: text("call_id").notNull(),
+    nodeRunId: text("node_run_id"),
+    node: text("node").notNull(),
+    nodeAttempt: integer("node_attempt").notNull().default(1),
+    /** HTTP attempt within the logical call, 1 for the first. */
+    attempt: integer("attempt").notNull().default(1),
+    /** chat | embedding */
+    kind: text("kind", { enum: ["chat", "embedding"] }).notNull(),
+    provider: text("provider").notNull(),
+    requestModel: text("request_model"),
+    /** The model that served the call (the response's model wins over the request's). */
+    model: text("model"),
+    /** NULL when the provider reported no usage (see usage_source). */
+    inputTokens: tokens("input_tokens"),
+    cachedInputTokens: tokens("cached_input_tokens"),
+    outputTokens: tokens("output_tokens"),
+    reasoningTokens: tokens("reasoning_tokens"),
+    totalTokens: tokens("total_tokens"),
+    /** provider: reported by the provider | missing: none reported | none: failed before billing */
+    usageSource: text("usage_source", { enum: ["provider", "missing", "none"] }).notNull(),
+    /** Local tokenizer estimate, kept apart from the billed counts. */
+    estimatedInputTokens: tokens("estimated_input_tokens"),
+    estimatedOutputTokens: tokens("estimated_output_tokens"),
+    /** ok | error | http_<status> | parse_error | stream_interrupted | context_overflow | budget_refused ... */
+    status: text("status").notNull(),
+    httpStatus: integer("http_status"),
+    error: text("error"),
+    latencyMs: integer("latency_ms"),
+    streamed: boolean("streamed").notNull().default(false),
+    /** ok | unknown_model | no_usage */
+    priceStatus: text("price_status").notNull(),
+    priceId: integer("price_id").references(() => modelPrices.id, { onDelete: "restrict" }),
+    /** NULL when unpriced: unknown is not free. */
+    costUsd: usd("cost_usd"),
+    /** The cost the provider itself reported (e.g. OpenRouter), kept beside ours. */
+    providerCostUsd: usd("provider_cost_usd"),
+    startedAt: tstz("started_at").notNull(),
+    finishedAt: tstz("finished_at").notNull(),
+  },
+  (t) => [
+    index("llm_calls_run_node_idx").on(t.runId, t.node),
+    index("llm_calls_started_idx").on(t.startedAt),
+    index("llm_calls_model_idx").on(t.model, t.startedAt),
+  ],
+);
+export type LlmCall = typeof llmCalls.$inferSelect;
+export type NewLlmCall = typeof llmCalls.$inferInsert;
+
+/** Feeds as sources, so that an error can be tracked per feed across runs. */
+export const feedErrors = pgTable(
+  "feed_errors",
+  {
+    id: serial("id").primaryKey(),
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    feed: text("feed").notNull(),
+    /** error: the feed yielded nothing | warning: it yielded items but something was off */
+    severity: text("severity", { enum: ["error", "warning"] }).notNull(),
+    /** timeout | too_large | too_many_redirects | http_<status> | parse_error | leading_garbage | ... */
+    code: text("code").notNull(),
+    message: text("message").notNull(),
+    at: tstz("at").notNull().defaultNow(),
+  },
+  (t) => [index("feed_errors_run_idx").on(t.runId)],
+);
+export type FeedError = typeof feedErrors.$inferSelect;
+
+/** Articles, deduplicated across runs by canonical link and by content hash. */
+export const articles = pgTable(
+  "articles",
+  {
+    id: serial("id").primaryKey(),
+    canonicalUrl: text("canonical_url").notNull(),
+    contentHash: text("content_hash").notNull(),
+    link: text("link").notNull(),
+    title: text("title").notNull(),
+    feed: text("feed").notNull(),
+    feedTitle: text("feed_title"),
+    /** NULL when the feed gave no date or one that does not parse (see date_flag). */
+    publishedAt: tstz("published_at"),
+    /** missing | unparseable, NULL when the date is good */
+    dateFlag: text("date_flag"),
+    body: text("body").notNull(),
+    summary: text("summary"),
+    embedding: jsonb("embedding").$type<number[]>(),
+    firstRunId: text("first_run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    collectedAt: tstz("collected_at").notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("articles_canonical_url_uq").on(t.canonicalUrl),
+    uniqueIndex("articles_content_hash_uq").on(t.contentHash),
+    index("articles_first_run_idx").on(t.firstRunId),
+  ],
+);
+export type Article = typeof articles.$inferSelect;
+export type NewArticle = typeof articles.$inferInsert;
+
+/** Groups of related articles within a run. */
+export const clusters = pgTable(
+  "clusters",
+  {
+    id: serial("id").primaryKey(),
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    rank: integer("rank").notNull(),
+    label: text("label").notNull(),
+    articleIds: jsonb("article_ids").$type<number[]>().notNull(),
+    score: numeric("score", { precision: 12, scale: 6, mode: "number" }).notNull(),
+  },
+  (t) => [index("clusters_run_idx").on(t.runId)],
+);
+export type Cluster = typeof clusters.$inferSelect;
+
+/** Social posts generated for a cluster; one row per platform, updated as validation loops. */
+export const posts = pgTable(
+  "posts",
+  {
+    id: serial("id").primaryKey(),
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    clusterId: integer("cluster_id")
+      .notNull()
+      .references(() => clusters.id, { onDelete: "cascade" }),
+    /** x | bluesky | linkedin */
+    platform: text("platform").notNull(),
+    text: text("text").notNull(),
+    /** draft | valid | invalid */
+    status: text("status", { enum: ["draft", "valid", "invalid"] }).notNull(),
+    /** How many times generate_social wrote this post. */
+    revisions: integer("revisions").notNull().default(1),
+    problems: jsonb("problems").$type<string[]>().notNull().default([]),
+  },
+  (t) => [uniqueIndex("posts_cluster_platform_uq").on(t.clusterId, t.platform)],
+);
+export type Post = typeof posts.$inferSelect;
+
+/** The published briefing of a run. */
+export const briefings = pgTable("briefings", {
+  runId: text("run_id")
+    .primaryKey()
+    .references(() => runs.id, { onDelete: "cascade" }),
+  day: date("day").notNull(),
+  markdown: text("markdown").notNull(),
+  json: jsonb("json").$type<Record<string, unknown>>().notNull(),
+  markdownPath: text("markdown_path"),
+  jsonPath: text("json_path"),
+  publishedAt: tstz("published_at").notNull().defaultNow(),
+});
+export type Briefing = typeof briefings.$inferSelect;
