@@ -3,13 +3,17 @@
 -- unpriced_calls column says how many calls a total is missing.
 -- Days are calendar days in the zone named by the session setting newsledger.tz (UTC when unset);
 -- the app sets it from BRIEFING_TZ, a psql user can `SET newsledger.tz = 'Europe/Berlin'`.
+CREATE FUNCTION newsledger_day(at timestamptz) RETURNS date LANGUAGE sql STABLE AS $$
+  SELECT (at AT TIME ZONE coalesce(nullif(current_setting('newsledger.tz', true), ''), 'UTC'))::date
+$$;
+--> statement-breakpoint
 CREATE VIEW "call_facts" AS
 SELECT
   c.*,
   (c.attempt > 1 OR c.node_attempt > 1) AS is_retry,
   -- Tokens billed by an attempt whose result was thrown away (failed call, or its node attempt failed).
   (c.status <> 'ok' OR coalesce(nr.status = 'error', false)) AS is_wasted,
-  (c.started_at AT TIME ZONE coalesce(nullif(current_setting('newsledger.tz', true), ''), 'UTC'))::date AS day
+  newsledger_day(c.started_at) AS day
 FROM "llm_calls" c
 LEFT JOIN "node_runs" nr ON nr.id = c.node_run_id;
 --> statement-breakpoint
@@ -96,19 +100,32 @@ LEFT JOIN "call_facts" f ON f.run_id = r.id
 GROUP BY r.id;
 --> statement-breakpoint
 CREATE VIEW "daily_costs" AS
-SELECT
-  f.day, r.workflow,
-  count(DISTINCT f.run_id)::int AS runs,
-  count(*)::int AS calls,
-  coalesce(sum(f.total_tokens), 0)::bigint AS total_tokens,
-  sum(f.cost_usd) AS cost_usd,
-  count(*) FILTER (WHERE f.price_status = 'unknown_model')::int AS unpriced_calls,
-  count(*) FILTER (WHERE f.usage_source = 'missing')::int AS missing_usage_calls,
-  coalesce(sum(f.total_tokens) FILTER (WHERE f.is_wasted), 0)::bigint AS retry_tokens,
-  coalesce(sum(f.cost_usd) FILTER (WHERE f.is_wasted), 0) AS retry_cost_usd
-FROM "call_facts" f
-JOIN "runs" r ON r.id = f.run_id
-GROUP BY f.day, r.workflow;
+WITH run_days AS (
+  SELECT newsledger_day(started_at) AS day, workflow, count(*)::int AS runs
+  FROM "runs" GROUP BY 1, 2
+), call_days AS (
+  SELECT f.day, r.workflow,
+    count(*)::int AS calls,
+    coalesce(sum(f.total_tokens), 0)::bigint AS total_tokens,
+    sum(f.cost_usd) AS cost_usd,
+    count(*) FILTER (WHERE f.price_status = 'unknown_model')::int AS unpriced_calls,
+    count(*) FILTER (WHERE f.usage_source = 'missing')::int AS missing_usage_calls,
+    coalesce(sum(f.total_tokens) FILTER (WHERE f.is_wasted), 0)::bigint AS retry_tokens,
+    coalesce(sum(f.cost_usd) FILTER (WHERE f.is_wasted), 0) AS retry_cost_usd
+  FROM "call_facts" f JOIN "runs" r ON r.id = f.run_id
+  GROUP BY 1, 2
+)
+-- A day lists every run started on it, with or without calls.
+SELECT day, workflow,
+  coalesce(d.runs, 0) AS runs,
+  coalesce(c.calls, 0) AS calls,
+  coalesce(c.total_tokens, 0) AS total_tokens,
+  CASE WHEN c.calls IS NULL THEN 0 ELSE c.cost_usd END AS cost_usd,
+  coalesce(c.unpriced_calls, 0) AS unpriced_calls,
+  coalesce(c.missing_usage_calls, 0) AS missing_usage_calls,
+  coalesce(c.retry_tokens, 0) AS retry_tokens,
+  coalesce(c.retry_cost_usd, 0) AS retry_cost_usd
+FROM run_days d FULL JOIN call_days c USING (day, workflow);
 --> statement-breakpoint
 CREATE VIEW "model_costs" AS
 SELECT

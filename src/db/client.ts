@@ -13,6 +13,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import type { Config } from "../config";
 import { migrateAndVerify, MIGRATIONS_FOLDER } from "./migrate";
 import * as schema from "./schema";
 
@@ -121,6 +122,11 @@ export async function openDatabase(options: OpenOptions): Promise<OpenedDatabase
     }
   }
   return { db, kind: "pglite", location, pglite, close: () => pglite.close() };
+}
+
+/** The database the settings name: Postgres when DATABASE_URL is set, else PGlite in the data folder. */
+export function openConfiguredDatabase(config: Pick<Config, "databaseUrl" | "dataDir" | "schedule">): Promise<OpenedDatabase> {
+  return openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, timezone: config.schedule.timezone });
 }
 
 function wrapConnectError(cause: unknown, location: string): Error {

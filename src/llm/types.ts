@@ -4,7 +4,8 @@ import type { Embeddings } from "@langchain/core/embeddings";
 import type { ProviderKind } from "../config";
 
 /** The stages that call a chat model; each can have its own model (routing). */
-export type ChatStage = "summarize" | "generate_social" | "validate";
+export const CHAT_STAGES = ["summarize", "generate_social", "validate"] as const;
+export type ChatStage = (typeof CHAT_STAGES)[number];
 
 export interface Models {
   provider: ProviderKind;

@@ -23,6 +23,8 @@ export const BriefingAnnotation = Annotation.Root({
   invalidPostIds: Annotation<number[]>,
   /** How many times validate has sent posts back; stops at config.maxRevisions. */
   revisionRound: Annotation<number>,
+  /** The last stage that finished: budget_guard routes to the stage after it. */
+  lastStage: Annotation<string | null>,
   /** Set when a budget stops the run: the limit and the figures. The run ends as halted. */
   haltReason: Annotation<string | null>,
   /** Where publish wrote the briefing (Markdown). */
@@ -44,6 +46,7 @@ export function initialState(runId: string, feeds: string[]): BriefingState {
     postIds: [],
     invalidPostIds: [],
     revisionRound: 0,
+    lastStage: null,
     haltReason: null,
     briefingPath: null,
   };

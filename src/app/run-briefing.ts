@@ -1,0 +1,160 @@
+/**
+ * One run of the daily briefing, start to end: the run row, the ledger, the models, the graph,
+ * and the figures read back from the views. The CLIs and the scheduler call this; it never exits
+ * the process and never prints except through `log`.
+ */
+import { randomUUID } from "node:crypto";
+import { buildDailyBriefing } from "../../graphs/daily-briefing";
+import type { Config } from "../config";
+import type { OpenedDatabase } from "../db/client";
+import { Ledger } from "../ledger";
+import { isBudgetExceeded } from "../ledger/budget";
+import { finishRun, startRun } from "../ledger/runs";
+import { createModels } from "../llm/factory";
+import type { Models } from "../llm/types";
+import { initialState, type BriefingState } from "../pipeline/state";
+import { nodeCosts, runCost, type NodeCostRow } from "../report/queries";
+
+export const WORKFLOW = "daily_briefing";
+
+export type RunStatus = "succeeded" | "halted" | "failed";
+
+export interface BriefingOptions {
+  trigger: "manual" | "schedule" | "bench" | "test";
+  feeds?: string[];
+  /** Replace the models (tests, bench); defaults to the configured provider. */
+  models?: Models;
+  /** A run id chosen by the caller. */
+  runId?: string;
+}
+
+export interface BriefingResult {
+  runId: string;
+  status: RunStatus;
+  exitCode: 0 | 1 | 3;
+  provider: string;
+  haltReason: string | null;
+  error: string | null;
+  articles: number;
+  feeds_attempted: number;
+  feeds_failed: number;
+  clusters: number;
+  posts: number;
+  briefing_path: string | null;
+  calls: number;
+  total_tokens: number;
+  cost_usd: string | null;
+  unpriced_calls: number;
+  unpriced_models: string[];
+  nodes: NodeCostRow[];
+}
+
+export interface RunnerDeps {
+  config: Config;
+  database: OpenedDatabase;
+  log: (line: string) => void;
+}
+
+export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
+  const { config, database, log } = deps;
+  const db = database.db;
+  const models = options.models ?? createModels(config);
+  const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
+  const runId = options.runId ?? randomUUID();
+
+  await startRun(db, {
+    id: runId,
+    workflow: WORKFLOW,
+    trigger: options.trigger,
+    provider: models.provider,
+    limits: { ...config.budget },
+  });
+  const ledger = await Ledger.open({
+    db,
+    runId,
+    budget: config.budget,
+    defaultMaxOutputTokens: config.maxOutputTokens,
+    pricesFile: config.pricesFile,
+  });
+  log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), ${feeds.length} feed source(s)`);
+
+  const graph = buildDailyBriefing({ db, config, models, log, budget: ledger });
+  let final: BriefingState | null = null;
+  let status: RunStatus = "succeeded";
+  let haltReason: string | null = null;
+  let error: string | null = null;
+  try {
+    final = (await graph.invoke(initialState(runId, feeds), {
+      callbacks: [ledger.handler],
+      configurable: { thread_id: runId },
+      recursionLimit: 100,
+    })) as BriefingState;
+    haltReason = final.haltReason ?? ledger.haltReason;
+  } catch (err) {
+    if (isBudgetExceeded(err)) {
+      haltReason = err.reason;
+    } else {
+      status = "failed";
+      error = describeError(err);
+    }
+  }
+  if (haltReason && status !== "failed") status = "halted";
+
+  try {
+    await ledger.flush();
+  } catch (err) {
+    // The run's rows are still buffered in memory at this point; say so loudly.
+    status = "failed";
+    error = `${error ? `${error}; ` : ""}ledger could not write every call row: ${describeError(err)}`;
+  }
+
+  const summary = {
+    articles: final?.articleIds.length ?? 0,
+    feeds_attempted: final?.feedsAttempted ?? 0,
+    feeds_failed: final?.feedsFailed ?? 0,
+    clusters: final?.clusterIds.length ?? 0,
+    posts: final?.postIds.length ?? 0,
+    briefing_path: final?.briefingPath ?? null,
+  };
+  await finishRun(db, runId, { status, haltReason, error, summary });
+
+  const run = await runCost(db, runId);
+  const nodes = await nodeCosts(db, runId);
+  if (final && final.articleIds.length === 0 && status === "succeeded") {
+    log(
+      final.feedsAttempted > 0 && final.feedsFailed === final.feedsAttempted
+        ? "no feed could be read, so there is nothing to summarize; no paid calls made"
+        : "collect: no new articles since the last run; nothing to summarize, no paid calls made",
+    );
+  }
+  if (status === "halted") log(`run halted: ${haltReason}`);
+  if (status === "failed") log(`run failed: ${error}`);
+  const unpricedModels = ledger.unpricedModels();
+  if (unpricedModels.length > 0) {
+    log(`warning: no price for model(s) ${unpricedModels.join(", ")}: their cost is recorded as NULL (unpriced), not $0. Add them with NEWSLEDGER_PRICES.`);
+  }
+
+  return {
+    runId,
+    status,
+    exitCode: status === "succeeded" ? 0 : status === "halted" ? 3 : 1,
+    provider: models.provider,
+    haltReason,
+    error,
+    ...summary,
+    calls: run?.calls ?? 0,
+    total_tokens: run?.total_tokens ?? 0,
+    cost_usd: run?.cost_usd ?? null,
+    unpriced_calls: run?.unpriced_calls ?? 0,
+    unpriced_models: unpricedModels,
+    nodes,
+  };
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { lc_error_code?: string }).lc_error_code;
+    return code ? `${err.name} (${code}): ${err.message}` : `${err.name}: ${err.message}`;
+  }
+  return String(err);
+}

@@ -1,0 +1,53 @@
+/** `npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--json]` */
+import { loadConfig } from "../config";
+import { openConfiguredDatabase } from "../db/client";
+import { runBriefing } from "../app/run-briefing";
+import { nodeTable, usd8 } from "../report/format";
+import { runCost } from "../report/queries";
+import { parseFlags, parseNumberFlag, runCli } from "./common";
+
+const USAGE = `usage: npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--json]
+
+Runs the daily briefing once, now. Exit codes: 0 succeeded, 3 halted by a budget, 1 failed,
+2 bad arguments or settings. Settings come from the environment (see .env.example).`;
+
+runCli(async () => {
+  const flags = parseFlags(
+    process.argv.slice(2),
+    {
+      feeds: { type: "string", multiple: true },
+      "max-tokens": { type: "string" },
+      "max-usd": { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+    USAGE,
+  );
+  if (!flags) return 0;
+  const config = loadConfig(process.env, {
+    feeds: flags.feeds,
+    maxTokens: parseNumberFlag("max-tokens", flags["max-tokens"]),
+    maxUsd: parseNumberFlag("max-usd", flags["max-usd"]),
+  });
+  const database = await openConfiguredDatabase(config);
+  try {
+    const log = (line: string) => process.stderr.write(`${line}\n`);
+    const result = await runBriefing({ config, database, log }, { trigger: "manual" });
+    const run = await runCost(database.db, result.runId);
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    } else {
+      process.stdout.write(`\n${nodeTable(result.nodes, run)}\n\n`);
+      process.stdout.write(
+        `run ${result.runId} ${result.status}` +
+          (result.haltReason ? ` (${result.haltReason})` : "") +
+          `: provider ${result.provider}, ${result.articles} articles, ${result.clusters} clusters, ${result.posts} posts, ` +
+          `${result.total_tokens} tokens, ${usd8(result.cost_usd)}` +
+          (result.briefing_path ? `\nbriefing: ${result.briefing_path}` : "") +
+          "\n",
+      );
+    }
+    return result.exitCode;
+  } finally {
+    await database.close();
+  }
+});

@@ -1,0 +1,46 @@
+/** What every CLI shares: argument parsing that fails on unknown flags, and one exit path. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { ConfigError } from "../config";
+
+/** Parses the flags; returns null after printing the usage when --help or -h is given. */
+export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T, usage: string) {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${usage}\n`);
+    return null;
+  }
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n\n${usage}`);
+  }
+}
+
+export function parseNumberFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) throw new ConfigError(`bad argument: --${name} needs a number, got "${value}"`);
+  return n;
+}
+
+/**
+ * Runs a CLI body: its return value is the exit code. Bad settings or arguments exit 2, any
+ * other error exits 1 with its message (the stack only with NEWSLEDGER_DEBUG=1).
+ */
+export function runCli(body: () => Promise<number>): void {
+  body().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`newsledger: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const e = err as Error;
+      process.stderr.write(`newsledger: ${e?.name ?? "Error"}: ${e?.message ?? String(err)}\n`);
+      if (process.env.NEWSLEDGER_DEBUG === "1" && e?.stack) process.stderr.write(`${e.stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

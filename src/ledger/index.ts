@@ -1,0 +1,112 @@
+/**
+ * The ledger of one run: a callback handler that records every model and embedding call of any
+ * LangGraph/LangChain app as a priced row, and a budget gate in front of every call. It knows
+ * nothing about the app it instruments.
+ *
+ *   const runId = await startRun(db, { workflow, trigger, provider, limits });
+ *   const ledger = await Ledger.open({ db, runId, budget, defaultMaxOutputTokens });
+ *   await graph.invoke(input, { callbacks: [ledger.handler] });   // models use ledgerFetch()
+ *   await ledger.flush();
+ *   await finishRun(db, runId, { status, haltReason: ledger.haltReason });
+ */
+import { eq } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { runs } from "../db/schema";
+import type { BudgetLimits } from "./budget";
+import { LedgerHandler } from "./handler";
+import { loadPriceBook } from "./price-book";
+import type { PriceBook } from "./pricing";
+import { Recorder, type LedgerAlert } from "./recorder";
+
+export interface LedgerOpenOptions {
+  db: Database;
+  /** An existing runs.id (see startRun). */
+  runId: string;
+  budget?: BudgetLimits;
+  /** What a chat call reserves for its output when it sets no max_tokens / max_completion_tokens. */
+  defaultMaxOutputTokens: number;
+  /** A user price file (NEWSLEDGER_PRICES) added to the shipped table. */
+  pricesFile?: string;
+}
+
+export class Ledger {
+  readonly runId: string;
+  readonly handler: LedgerHandler;
+  readonly book: PriceBook;
+  private readonly recorder: Recorder;
+
+  private constructor(recorder: Recorder) {
+    this.recorder = recorder;
+    this.runId = recorder.runId;
+    this.book = recorder.book;
+    this.handler = new LedgerHandler(recorder);
+  }
+
+  static async open(options: LedgerOpenOptions): Promise<Ledger> {
+    const found = await options.db.select({ id: runs.id }).from(runs).where(eq(runs.id, options.runId));
+    if (found.length === 0) throw new Error(`Ledger.open: no run ${options.runId}; call startRun first`);
+    if (!(Number.isInteger(options.defaultMaxOutputTokens) && options.defaultMaxOutputTokens > 0)) {
+      throw new RangeError(`Ledger.open: defaultMaxOutputTokens must be a positive whole number, got ${options.defaultMaxOutputTokens}`);
+    }
+    const book = await loadPriceBook(options.db, options.pricesFile);
+    return new Ledger(
+      new Recorder({
+        db: options.db,
+        runId: options.runId,
+        book,
+        budget: options.budget,
+        defaultMaxOutputTokens: options.defaultMaxOutputTokens,
+      }),
+    );
+  }
+
+  /** Another handler instance on the same state (events seen by both count once). */
+  createHandler(): LedgerHandler {
+    return new LedgerHandler(this.recorder);
+  }
+
+  /**
+   * Writes every buffered row (retrying), after recording calls that never ended. Call it when
+   * the run ends; `{ final: false }` writes without touching calls still in flight. Throws
+   * LedgerWriteError when rows could not be written; they stay buffered for another flush().
+   */
+  flush(options?: { final?: boolean }): Promise<void> {
+    return this.recorder.flush(options);
+  }
+
+  /** Set when the budget refused a call: the limit and the figures. */
+  get haltReason(): string | null {
+    return this.recorder.haltReason;
+  }
+
+  /** What the run was charged: billed tokens and cost, with calls of unknown usage at their reservation and unknown models at the highest known rate. */
+  spent(): { tokens: number; usd: string } {
+    return this.recorder.spent();
+  }
+
+  /** Models that served calls without a price (their cost is NULL, not 0). */
+  unpricedModels(): string[] {
+    return this.recorder.unpricedModels();
+  }
+
+  /** Things a person should know: unknown models, calls without usage, interrupted streams, quota, refusals, failed writes. */
+  alerts(): LedgerAlert[] {
+    return this.recorder.alerts();
+  }
+
+  /** Internal errors the handler caught (it never lets them break a call). */
+  problems(): string[] {
+    return [...this.recorder.problems];
+  }
+}
+
+export { LedgerHandler } from "./handler";
+export { Recorder, LedgerWriteError, type LedgerAlert, type AlertKind } from "./recorder";
+export { BudgetExceededError, isBudgetExceeded, BudgetTracker, type BudgetLimits } from "./budget";
+export { ledgerFetch } from "./fetch";
+export { trackEmbeddingCall } from "./events";
+export { retryOn } from "./retry";
+export { classifyError } from "./errors";
+export { startRun, finishRun } from "./runs";
+export { priceCall, conservativeRate, formatUsd, cleanModelName, type PriceBook, type PricedCall } from "./pricing";
+export { loadPriceBook, loadPriceSources, seedPrices, readPriceBook, bookFromSources, PriceFileError } from "./price-book";

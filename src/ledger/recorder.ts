@@ -1,0 +1,932 @@
+/**
+ * The ledger's state for one run: node attempts, calls in flight, buffered rows, the budget.
+ * LedgerHandler instances forward callback events here; several instances can share one
+ * recorder, and every event is applied once (keyed by run id / call id).
+ *
+ * Only the budget gate (chatModelStart, llmStart, embeddingStart) may throw, and only a
+ * BudgetExceededError. Every other method catches its own errors into `problems`. Rows stay
+ * buffered until a write succeeds; a failed write is retried at the next flush.
+ */
+import { describeError, classifyError, nodeFailureClass } from "./errors";
+import type { Database } from "../db/client";
+import type { NewLlmCall } from "../db/schema";
+import { BudgetTracker, isBudgetExceeded, type BudgetLimits, type Charge } from "./budget";
+import { parseDecimal, formatUnits } from "./decimal";
+import {
+  fingerprintOf,
+  type EmbeddingEndEvent,
+  type EmbeddingErrorEvent,
+  type EmbeddingStartEvent,
+  type HttpAttemptInfo,
+  type RawUsage,
+} from "./events";
+import { cleanModelName, conservativeRate, COST_SCALE, costUnits, priceCall, ratesForEstimate, type PriceBook } from "./pricing";
+import { contentText, countTextTokens, estimateMessagesTokens } from "./tokens";
+import { upsertCalls, upsertNodeRuns, type NewNodeRun } from "./writer";
+
+export interface RecorderOptions {
+  db: Database;
+  runId: string;
+  book: PriceBook;
+  budget?: BudgetLimits;
+  /** What a chat call reserves for its output when it sets no max_tokens. */
+  defaultMaxOutputTokens: number;
+  now?: () => Date;
+}
+
+export type AlertKind = "unknown_model" | "missing_usage" | "stream_interrupted" | "quota" | "budget" | "write_failed";
+
+export interface LedgerAlert {
+  kind: AlertKind;
+  message: string;
+  callId?: string;
+  model?: string;
+  node?: string;
+}
+
+interface NodeAttempt {
+  id: string;
+  node: string;
+  taskNs: string;
+  attempt: number;
+  step: number | null;
+  status: "running" | "ok" | "error";
+  error: string | null;
+  /** The status given to this attempt's successful calls when the attempt failed. */
+  failureClass: string | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+  rowIds: Set<string>;
+}
+
+interface CallState {
+  id: string;
+  kind: "chat" | "embedding";
+  /** parentRunId and its ancestors, nearest first. */
+  ancestors: string[];
+  attemptRef: NodeAttempt | null;
+  node: string;
+  provider: string;
+  requestModel: string | null;
+  startedAt: Date;
+  estimatedInputTokens: number;
+  maxOutputTokens: number;
+  fingerprint: string;
+  streamed: boolean;
+  streamedText: string;
+  http: HttpAttemptInfo[];
+  ended: boolean;
+}
+
+interface Usage {
+  input: number;
+  cached: number;
+  output: number;
+  reasoning: number;
+  total: number;
+}
+
+interface RowFields {
+  id: string;
+  attempt: number;
+  status: string;
+  httpStatus: number | null;
+  error: string | null;
+  /** provider usage; null with billedNothing false = missing. */
+  usage: Usage | null;
+  /** The provider answered with an error: nothing was billed (tokens 0). */
+  billedNothing: boolean;
+  responseModel: string | null;
+  outputText: string;
+  startedAt: Date;
+  finishedAt: Date;
+  providerCostUsd: string | null;
+  streamed: boolean;
+}
+
+export class LedgerWriteError extends Error {
+  override name = "LedgerWriteError";
+}
+
+const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+const count = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.round(v) : null);
+const positiveInt = (v: unknown): number | undefined => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined);
+const NO_NODE = "(none)";
+const isInternalNode = (node: string) => /^__.*__$/.test(node);
+
+/** usage_metadata as LangChain gives it (details may be missing or undefined: 0). */
+function usageFromMetadata(u: unknown): Usage | null {
+  if (!u || typeof u !== "object") return null;
+  const m = u as {
+    input_tokens?: unknown;
+    output_tokens?: unknown;
+    total_tokens?: unknown;
+    input_token_details?: { cache_read?: unknown };
+    output_token_details?: { reasoning?: unknown };
+  };
+  const input = count(m.input_tokens);
+  const output = count(m.output_tokens);
+  if (input === null && output === null) return null;
+  const i = input ?? 0;
+  const o = output ?? 0;
+  return {
+    input: i,
+    output: o,
+    cached: count(m.input_token_details?.cache_read) ?? 0,
+    reasoning: count(m.output_token_details?.reasoning) ?? 0,
+    total: count(m.total_tokens) ?? i + o,
+  };
+}
+
+/** Raw OpenAI-style usage (chat completions or responses names). */
+function usageFromRaw(u: RawUsage | undefined): Usage | null {
+  if (!u) return null;
+  const input = count(u.prompt_tokens) ?? count(u.input_tokens);
+  const output = count(u.completion_tokens) ?? count(u.output_tokens);
+  if (input === null && output === null) return null;
+  const i = input ?? 0;
+  const o = output ?? 0;
+  return {
+    input: i,
+    output: o,
+    cached: count(u.prompt_tokens_details?.cached_tokens) ?? count(u.input_tokens_details?.cached_tokens) ?? 0,
+    reasoning: count(u.completion_tokens_details?.reasoning_tokens) ?? count(u.output_tokens_details?.reasoning_tokens) ?? 0,
+    total: count(u.total_tokens) ?? i + o,
+  };
+}
+
+/** A provider-reported cost (decimal text or a JSON number) as 12-decimal text. */
+function normaliseCost(v: unknown): string | null {
+  try {
+    if (typeof v === "string" && v.trim() !== "") return formatUnits(parseDecimal(v, COST_SCALE, "half-up"), COST_SCALE);
+    if (typeof v === "number" && Number.isFinite(v)) return formatUnits(parseDecimal(String(v), COST_SCALE, "half-up"), COST_SCALE);
+  } catch {
+    /* not a number: ignored */
+  }
+  return null;
+}
+
+function httpClass(status: number, code?: string, message?: string): string {
+  if (code === "insufficient_quota" || (status === 429 && /quota/i.test(message ?? ""))) return "quota";
+  if (code === "context_length_exceeded") return "context_overflow";
+  return `http_${status}`;
+}
+
+export class Recorder {
+  readonly runId: string;
+  readonly book: PriceBook;
+  readonly budget: BudgetTracker;
+  private readonly db: Database;
+  private readonly defaultMaxOutputTokens: number;
+  private readonly now: () => Date;
+
+  /** Chain/tool/retriever run id → parent run id. */
+  private readonly parents = new Map<string, string | undefined>();
+  private readonly nodeAttempts = new Map<string, NodeAttempt>();
+  private readonly attemptsByNs = new Map<string, number>();
+  private readonly calls = new Map<string, CallState>();
+
+  private readonly rows = new Map<string, NewLlmCall>();
+  private readonly versions = new Map<string, number>();
+  private readonly dirtyCalls = new Set<string>();
+  private readonly dirtyNodes = new Set<string>();
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private lastWriteError: unknown = null;
+
+  private readonly unpriced = new Set<string>();
+  private readonly alertList: LedgerAlert[] = [];
+  readonly problems: string[] = [];
+
+  constructor(options: RecorderOptions) {
+    this.db = options.db;
+    this.runId = options.runId;
+    this.book = options.book;
+    this.budget = new BudgetTracker(options.budget ?? {});
+    this.defaultMaxOutputTokens = options.defaultMaxOutputTokens;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  get haltReason(): string | null {
+    return this.budget.haltReason;
+  }
+
+  spent(): { tokens: number; usd: string } {
+    const s = this.budget.spent();
+    return { tokens: s.tokens, usd: s.usd };
+  }
+
+  unpricedModels(): string[] {
+    return [...this.unpriced].sort();
+  }
+
+  alerts(): LedgerAlert[] {
+    return [...this.alertList];
+  }
+
+  /** Rows buffered but not yet written. */
+  pendingWrites(): number {
+    return this.dirtyCalls.size + this.dirtyNodes.size;
+  }
+
+  // ---- guarding ---------------------------------------------------------------------------
+
+  /** Runs a non-gate step; its errors become `problems`, never exceptions. */
+  guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.problem(what, err);
+    }
+  }
+
+  /** Runs a gate step: a BudgetExceededError propagates (it stops the call), anything else becomes a problem. */
+  gate(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (isBudgetExceeded(err)) throw err;
+      this.problem(what, err);
+    }
+  }
+
+  async guardAsync(what: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.problem(what, err);
+    }
+  }
+
+  private problem(what: string, err: unknown): void {
+    const text = `${what}: ${describeError(err)}`;
+    if (this.problems.length < 200) this.problems.push(text);
+  }
+
+  private alert(a: LedgerAlert): void {
+    if (this.alertList.length < 1000) this.alertList.push(a);
+  }
+
+  // ---- chains and node attempts -------------------------------------------------------------
+
+  private nodeAttemptFor(runId: string | undefined): NodeAttempt | null {
+    let id = runId;
+    for (let hops = 0; id !== undefined && hops < 200; hops++) {
+      const attempt = this.nodeAttempts.get(id);
+      if (attempt) return attempt;
+      id = this.parents.get(id);
+    }
+    return null;
+  }
+
+  private ancestorsOf(runId: string | undefined): string[] {
+    const out: string[] = [];
+    let id = runId;
+    for (let hops = 0; id !== undefined && hops < 200; hops++) {
+      out.push(id);
+      id = this.parents.get(id);
+    }
+    return out;
+  }
+
+  /** Any run that can parent a model call (chain, tool, retriever). */
+  runStart(runId: string, parentRunId: string | undefined): void {
+    if (!this.parents.has(runId)) this.parents.set(runId, parentRunId);
+  }
+
+  chainStart(runId: string, parentRunId: string | undefined, metadata: Record<string, unknown> | undefined, runName: string | undefined): void {
+    if (this.parents.has(runId)) return;
+    this.parents.set(runId, parentRunId);
+    const node = str(metadata?.langgraph_node);
+    if (!node || runName !== node || isInternalNode(node)) return;
+    const ns = str(metadata?.langgraph_checkpoint_ns) ?? str(metadata?.checkpoint_ns) ?? runId;
+    // A runnable inside the node that happens to carry the node's name is not a new attempt.
+    const enclosing = this.nodeAttemptFor(parentRunId);
+    if (enclosing && enclosing.taskNs === ns) return;
+    const attempt = (this.attemptsByNs.get(ns) ?? 0) + 1;
+    this.attemptsByNs.set(ns, attempt);
+    const step = metadata?.langgraph_step;
+    const na: NodeAttempt = {
+      id: runId,
+      node,
+      taskNs: ns,
+      attempt,
+      step: typeof step === "number" && Number.isInteger(step) ? step : null,
+      status: "running",
+      error: null,
+      failureClass: null,
+      startedAt: this.now(),
+      finishedAt: null,
+      rowIds: new Set(),
+    };
+    this.nodeAttempts.set(runId, na);
+    this.markNode(runId);
+  }
+
+  /** Returns true when the chain was a node attempt or the root run: a moment to flush. */
+  chainEnd(runId: string, parentRunId: string | undefined): boolean {
+    const na = this.nodeAttempts.get(runId);
+    if (na) {
+      if (na.status === "running") {
+        na.status = "ok";
+        na.finishedAt = this.now();
+        this.markNode(runId);
+      }
+      return true;
+    }
+    this.parents.delete(runId);
+    return parentRunId === undefined;
+  }
+
+  chainError(err: unknown, runId: string, parentRunId: string | undefined): boolean {
+    const na = this.nodeAttempts.get(runId);
+    if (!na) {
+      this.parents.delete(runId);
+      return parentRunId === undefined;
+    }
+    if (na.status !== "running") return true;
+    na.finishedAt = this.now();
+    const name = (err as { name?: unknown })?.name;
+    if (name === "ParentCommand") {
+      // A Command to the parent graph is how the node returns: its result is used.
+      na.status = "ok";
+    } else {
+      na.status = "error";
+      na.error = describeError(err);
+      na.failureClass = nodeFailureClass(err);
+      // Calls that succeeded inside a failed attempt billed tokens whose result was thrown away.
+      for (const id of na.rowIds) {
+        const row = this.rows.get(id);
+        if (row && row.status === "ok") {
+          row.status = na.failureClass;
+          row.error = `node attempt failed: ${na.error}`;
+          this.markCall(id);
+        }
+      }
+    }
+    this.markNode(runId);
+    return true;
+  }
+
+  // ---- chat calls --------------------------------------------------------------------------
+
+  /** The gate. Throws BudgetExceededError when the call would break a limit; nothing is recorded then. */
+  chatStart(
+    llm: unknown,
+    messages: readonly unknown[],
+    runId: string,
+    parentRunId: string | undefined,
+    extraParams: Record<string, unknown> | undefined,
+    metadata: Record<string, unknown> | undefined,
+  ): void {
+    if (this.calls.has(runId)) return;
+    const now = this.now();
+    const na = this.nodeAttemptFor(parentRunId);
+    const node = na?.node ?? str(metadata?.langgraph_node) ?? NO_NODE;
+    const inv = (extraParams?.invocation_params ?? {}) as Record<string, unknown>;
+    const kwargs = ((llm as { kwargs?: Record<string, unknown> } | undefined)?.kwargs ?? {}) as Record<string, unknown>;
+    const requestModel = str(inv.model) ?? str(inv.model_name) ?? str(metadata?.ls_model_name) ?? str(kwargs.model) ?? str(kwargs.model_name) ?? null;
+    const maxOutputTokens =
+      positiveInt(inv.max_tokens) ??
+      positiveInt(inv.max_completion_tokens) ??
+      positiveInt(inv.max_output_tokens) ??
+      positiveInt(metadata?.ls_max_tokens) ??
+      this.defaultMaxOutputTokens;
+    const list = messages;
+    let estimatedInputTokens: number;
+    let fingerprint = "";
+    try {
+      estimatedInputTokens = estimateMessagesTokens(list, requestModel, inv.tools ?? inv.functions);
+      const last = list[list.length - 1] as { content?: unknown } | string | undefined;
+      fingerprint = fingerprintOf(typeof last === "string" ? last : last?.content);
+    } catch (err) {
+      this.problem("estimating a chat call", err);
+      estimatedInputTokens = Math.ceil(JSON.stringify(list ?? "").length / 3);
+    }
+    let need: Charge;
+    try {
+      const { rates } = ratesForEstimate(this.book, requestModel, now);
+      need = {
+        tokens: estimatedInputTokens + maxOutputTokens,
+        usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, rates),
+      };
+    } catch (err) {
+      this.problem("pricing a chat estimate", err);
+      need = { tokens: estimatedInputTokens + maxOutputTokens, usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, conservativeRate(this.book)) };
+    }
+    try {
+      this.budget.reserve(runId, need, `${node} call`);
+    } catch (err) {
+      this.alert({ kind: "budget", message: (err as Error).message, node });
+      throw err;
+    }
+    const call: CallState = {
+      id: runId,
+      kind: "chat",
+      ancestors: this.ancestorsOf(parentRunId),
+      attemptRef: na,
+      node,
+      provider: str(metadata?.ls_provider) ?? "unknown",
+      requestModel,
+      startedAt: now,
+      estimatedInputTokens,
+      maxOutputTokens,
+      fingerprint,
+      streamed: false,
+      streamedText: "",
+      http: [],
+      ended: false,
+    };
+    this.calls.set(runId, call);
+    na?.rowIds.add(runId);
+  }
+
+  newToken(runId: string, token: string): void {
+    const call = this.calls.get(runId);
+    if (!call || call.ended) return;
+    call.streamed = true;
+    if (call.streamedText.length < 200_000) call.streamedText += token;
+  }
+
+  /** An HTTP attempt seen by ledgerFetch; `runId` is the run in whose context fetch ran. */
+  httpAttempt(info: HttpAttemptInfo, runId: string): void {
+    if (!info || typeof info !== "object" || !info.id) return;
+    for (const c of this.calls.values()) if (c.http.includes(info)) return;
+    const open = [...this.calls.values()].filter((c) => c.kind === "chat" && !c.ended && (c.id === runId || c.ancestors.includes(runId)));
+    if (open.length === 0) {
+      this.problem("http attempt", new Error(`no open chat call under run ${runId} for ${info.path}`));
+      return;
+    }
+    let pick: CallState | undefined = open.length === 1 ? open[0] : undefined;
+    if (!pick) {
+      const same = open.filter((c) => c.fingerprint === info.fingerprint);
+      const pool = same.length > 0 ? same : open;
+      // The oldest call with no attempt in flight; HTTP attempts of one call are sequential.
+      pick = pool.find((c) => c.http.every((a) => a.finishedAt !== undefined)) ?? pool[0];
+    }
+    pick!.http.push(info);
+  }
+
+  chatEnd(output: unknown, runId: string): void {
+    const call = this.calls.get(runId);
+    if (!call || call.ended) return;
+    call.ended = true;
+    const finishedAt = this.now();
+    const charges: Charge[] = this.hiddenAttempts(call);
+    const gen = (output as { generations?: unknown[][] })?.generations?.[0]?.[0] as
+      | { text?: string; message?: Record<string, unknown>; generationInfo?: Record<string, unknown> }
+      | undefined;
+    const msg = gen?.message as
+      | { usage_metadata?: unknown; response_metadata?: Record<string, unknown>; content?: unknown }
+      | undefined;
+    const meta = (msg?.response_metadata ?? {}) as Record<string, unknown>;
+    const info = gen?.generationInfo ?? {};
+    const last = call.http[call.http.length - 1];
+    const usage = usageFromMetadata(msg?.usage_metadata) ?? usageFromRaw(last?.usage);
+    const responseModel = cleanModelName(last?.responseModel ?? str(meta.model_name) ?? str(meta.model) ?? str(info.model_name));
+    const finish = str(meta.finish_reason) ?? str(info.finish_reason) ?? (meta.status === "completed" ? "completed" : undefined);
+    const streamed = call.streamed || last?.stream === true;
+    let status = "ok";
+    let error: string | null = null;
+    if (streamed && !usage && !finish && !last?.sawDone) {
+      status = "stream_interrupted";
+      error = "the stream ended without a finish reason or usage";
+    }
+    const text = typeof gen?.text === "string" && gen.text !== "" ? gen.text : contentText(msg?.content).text || call.streamedText;
+    const rawCost = (meta.usage as { cost?: unknown } | undefined)?.cost;
+    charges.push(
+      this.putRow(call, {
+        id: call.id,
+        attempt: Math.max(1, call.http.length),
+        status,
+        httpStatus: last?.status ?? null,
+        error,
+        usage,
+        billedNothing: false,
+        responseModel,
+        outputText: text,
+        startedAt: last ? new Date(last.startedAt) : call.startedAt,
+        finishedAt,
+        providerCostUsd: normaliseCost(last?.providerCostUsd) ?? normaliseCost(rawCost),
+        streamed,
+      }),
+    );
+    this.settle(call, charges);
+  }
+
+  chatError(err: unknown, runId: string): void {
+    const call = this.calls.get(runId);
+    if (!call || call.ended) return;
+    call.ended = true;
+    const finishedAt = this.now();
+    const charges: Charge[] = this.hiddenAttempts(call);
+    const last = call.http[call.http.length - 1];
+    const c = classifyError(err);
+    const httpStatus = c.httpStatus ?? (last?.status !== undefined && last.status >= 400 ? last.status : null);
+    let status: string = c.status;
+    if (httpStatus !== null && (status === "error" || status === `http_${httpStatus}`)) {
+      status = httpClass(httpStatus, last?.errorCode, last?.errorMessage);
+    }
+    const streamed = call.streamed || (last?.stream === true && last.status !== undefined && last.status < 400);
+    if (streamed && (status === "error" || (status === "aborted" && last?.streamError !== undefined && !/cancel/i.test(last.streamError)))) {
+      status = "stream_interrupted";
+    }
+    const billedNothing = httpStatus !== null && httpStatus >= 400;
+    charges.push(
+      this.putRow(call, {
+        id: call.id,
+        attempt: Math.max(1, call.http.length),
+        status,
+        httpStatus: httpStatus ?? last?.status ?? null,
+        error: c.message,
+        usage: billedNothing ? null : usageFromRaw(last?.usage),
+        billedNothing,
+        responseModel: cleanModelName(last?.responseModel),
+        outputText: call.streamedText,
+        startedAt: last ? new Date(last.startedAt) : call.startedAt,
+        finishedAt,
+        providerCostUsd: normaliseCost(last?.providerCostUsd),
+        streamed,
+      }),
+    );
+    if (status === "quota") this.alert({ kind: "quota", message: `provider quota exhausted: ${c.message}`, callId: call.id, node: call.node });
+    this.settle(call, charges);
+  }
+
+  /** Rows for the HTTP attempts before the last one: retries inside the client. */
+  private hiddenAttempts(call: CallState): Charge[] {
+    const charges: Charge[] = [];
+    for (let i = 0; i < call.http.length - 1; i++) {
+      const a = call.http[i]!;
+      let status: string;
+      let error: string | null = null;
+      let billedNothing = false;
+      let usage: Usage | null = null;
+      if (a.status !== undefined && a.status >= 400) {
+        status = httpClass(a.status, a.errorCode, a.errorMessage);
+        error = a.errorMessage ?? null;
+        billedNothing = true;
+      } else if (a.networkError) {
+        status = classifyError({ name: a.networkError.name, message: a.networkError.message }).status;
+        error = `${a.networkError.name}: ${a.networkError.message}`;
+      } else {
+        usage = usageFromRaw(a.usage);
+        status = a.streamError ? "stream_interrupted" : "error";
+        error = a.streamError ?? "the client retried after this attempt";
+      }
+      charges.push(
+        this.putRow(call, {
+          id: `${call.id}:${i + 1}`,
+          attempt: i + 1,
+          status,
+          httpStatus: a.status ?? null,
+          error,
+          usage,
+          billedNothing,
+          responseModel: cleanModelName(a.responseModel),
+          outputText: "",
+          startedAt: new Date(a.startedAt),
+          finishedAt: new Date(a.finishedAt ?? a.startedAt),
+          providerCostUsd: normaliseCost(a.providerCostUsd),
+          streamed: a.stream,
+        }),
+      );
+    }
+    return charges;
+  }
+
+  // ---- embeddings --------------------------------------------------------------------------
+
+  embeddingStart(data: EmbeddingStartEvent, runId: string, metadata: Record<string, unknown> | undefined): void {
+    if (!data || typeof data.callId !== "string" || this.calls.has(data.callId)) return;
+    const now = this.now();
+    const na = this.nodeAttemptFor(runId);
+    const node = na?.node ?? str(metadata?.langgraph_node) ?? NO_NODE;
+    const estimated = count(data.estimatedInputTokens) ?? 0;
+    const model = str(data.model) ?? null;
+    let usdUnits: bigint;
+    try {
+      usdUnits = costUnits({ inputTokens: estimated, outputTokens: 0 }, ratesForEstimate(this.book, model, now).rates);
+    } catch (err) {
+      this.problem("pricing an embedding estimate", err);
+      usdUnits = costUnits({ inputTokens: estimated, outputTokens: 0 }, conservativeRate(this.book));
+    }
+    try {
+      this.budget.reserve(data.callId, { tokens: estimated, usdUnits }, `${node} embedding call`);
+    } catch (err) {
+      this.alert({ kind: "budget", message: (err as Error).message, node });
+      throw err;
+    }
+    const call: CallState = {
+      id: data.callId,
+      kind: "embedding",
+      ancestors: this.ancestorsOf(runId),
+      attemptRef: na,
+      node,
+      provider: str(data.provider) ?? "unknown",
+      requestModel: model,
+      startedAt: typeof data.startedAt === "number" ? new Date(data.startedAt) : now,
+      estimatedInputTokens: estimated,
+      maxOutputTokens: 0,
+      fingerprint: "",
+      streamed: false,
+      streamedText: "",
+      http: [],
+      ended: false,
+    };
+    this.calls.set(data.callId, call);
+    na?.rowIds.add(data.callId);
+  }
+
+  embeddingEnd(data: EmbeddingEndEvent): void {
+    const call = data ? this.calls.get(data.callId) : undefined;
+    if (!call || call.ended) return;
+    call.ended = true;
+    const http = typeof data.httpStatus === "number" ? data.httpStatus : null;
+    const failed = http !== null && http >= 400;
+    const tokens = count(data.inputTokens);
+    const status = failed ? httpClass(http, data.errorCode) : "ok";
+    const charge = this.putRow(call, {
+      id: call.id,
+      attempt: 1,
+      status,
+      httpStatus: http,
+      error: failed ? `HTTP ${http}${data.errorCode ? ` (${data.errorCode})` : ""}` : null,
+      usage: !failed && tokens !== null ? { input: tokens, cached: 0, output: 0, reasoning: 0, total: tokens } : null,
+      billedNothing: failed,
+      responseModel: cleanModelName(data.responseModel),
+      outputText: "",
+      startedAt: call.startedAt,
+      finishedAt: typeof data.finishedAt === "number" ? new Date(data.finishedAt) : this.now(),
+      providerCostUsd: normaliseCost(data.providerCostUsd),
+      streamed: false,
+    });
+    if (status === "quota") this.alert({ kind: "quota", message: "provider quota exhausted (embeddings)", callId: call.id, node: call.node });
+    this.settle(call, [charge]);
+  }
+
+  embeddingError(data: EmbeddingErrorEvent): void {
+    const call = data ? this.calls.get(data.callId) : undefined;
+    if (!call || call.ended) return;
+    call.ended = true;
+    const http = typeof data.httpStatus === "number" ? data.httpStatus : null;
+    const billedNothing = http !== null && http >= 400;
+    const charge = this.putRow(call, {
+      id: call.id,
+      attempt: 1,
+      status: str(data.status) ?? "error",
+      httpStatus: http,
+      error: str(data.error) ?? null,
+      usage: null,
+      billedNothing,
+      responseModel: null,
+      outputText: "",
+      startedAt: call.startedAt,
+      finishedAt: typeof data.finishedAt === "number" ? new Date(data.finishedAt) : this.now(),
+      providerCostUsd: null,
+      streamed: false,
+    });
+    if (data.status === "quota") this.alert({ kind: "quota", message: `provider quota exhausted: ${data.error}`, callId: call.id, node: call.node });
+    this.settle(call, [charge]);
+  }
+
+  // ---- rows --------------------------------------------------------------------------------
+
+  /** Builds, prices and buffers one call row; returns what it charges the budget. */
+  private putRow(call: CallState, f: RowFields): Charge {
+    const na = call.attemptRef;
+    let status = f.status;
+    let error = f.error;
+    if (status === "ok" && na?.status === "error" && na.failureClass) {
+      status = na.failureClass;
+      error = `node attempt failed: ${na.error}`;
+    }
+    const missing = f.usage === null && !f.billedNothing;
+    const usage: Usage | null = f.usage ?? (f.billedNothing ? { input: 0, cached: 0, output: 0, reasoning: 0, total: 0 } : null);
+    const model = f.responseModel ?? cleanModelName(call.requestModel);
+    const priced = priceCall(
+      {
+        model: f.responseModel,
+        requestModel: call.requestModel,
+        inputTokens: usage?.input ?? null,
+        cachedInputTokens: usage?.cached ?? null,
+        outputTokens: usage?.output ?? null,
+        at: f.startedAt,
+      },
+      this.book,
+    );
+    let estimatedOutput: number | null = null;
+    if (missing) {
+      try {
+        estimatedOutput = call.kind === "embedding" ? 0 : countTextTokens(f.outputText ?? "", model);
+      } catch (err) {
+        this.problem("estimating output tokens", err);
+        estimatedOutput = Math.ceil((f.outputText ?? "").length / 4);
+      }
+    }
+    const row: NewLlmCall = {
+      id: f.id,
+      runId: this.runId,
+      callId: call.id,
+      nodeRunId: na?.id ?? null,
+      node: call.node,
+      nodeAttempt: na?.attempt ?? 1,
+      attempt: f.attempt,
+      kind: call.kind,
+      provider: call.provider,
+      requestModel: call.requestModel,
+      model,
+      inputTokens: usage?.input ?? null,
+      cachedInputTokens: usage ? Math.min(usage.cached, usage.input) : null,
+      outputTokens: usage?.output ?? null,
+      reasoningTokens: usage ? Math.min(usage.reasoning, usage.output) : null,
+      totalTokens: usage?.total ?? null,
+      usageSource: missing ? "missing" : f.billedNothing ? "none" : "provider",
+      estimatedInputTokens: missing ? call.estimatedInputTokens : null,
+      estimatedOutputTokens: estimatedOutput,
+      status,
+      httpStatus: f.httpStatus,
+      error,
+      latencyMs: Math.max(0, f.finishedAt.getTime() - f.startedAt.getTime()),
+      streamed: f.streamed,
+      priceStatus: priced.status,
+      priceId: priced.priceId,
+      costUsd: priced.costUsd,
+      providerCostUsd: f.providerCostUsd,
+      startedAt: f.startedAt,
+      finishedAt: f.finishedAt,
+    };
+    this.rows.set(row.id, row);
+    na?.rowIds.add(row.id);
+    this.markCall(row.id);
+
+    if (priced.status === "unknown_model" && priced.lookedUp) {
+      if (!this.unpriced.has(priced.lookedUp)) {
+        this.alert({ kind: "unknown_model", message: `no price for model "${priced.lookedUp}": cost recorded as NULL (unpriced), budget charged at the highest known rate`, model: priced.lookedUp, callId: call.id });
+      }
+      this.unpriced.add(priced.lookedUp);
+    }
+    if (missing) {
+      this.alert({
+        kind: status === "stream_interrupted" ? "stream_interrupted" : "missing_usage",
+        message: `${call.node}: ${call.kind} call ${f.id} ended without usage (${status}); tokens recorded as NULL, estimated ${call.estimatedInputTokens} in / ${estimatedOutput ?? 0} out`,
+        callId: f.id,
+        node: call.node,
+      });
+    }
+
+    // What the budget is charged.
+    if (usage === null) return { tokens: -1, usdUnits: -1n }; // missing: the reservation is kept (see settle)
+    const usdUnits =
+      priced.costUnits ??
+      costUnits({ inputTokens: usage.input, cachedInputTokens: 0, outputTokens: usage.output }, conservativeRate(this.book));
+    return { tokens: usage.total, usdUnits };
+  }
+
+  /** Settles a call's reservation: real usage where known, the whole reservation where usage is missing. */
+  private settle(call: CallState, charges: Charge[]): void {
+    const reserved = this.budget.reservation(call.id) ?? { tokens: call.estimatedInputTokens + call.maxOutputTokens, usdUnits: 0n };
+    let tokens = 0;
+    let usdUnits = 0n;
+    let missingCounted = false;
+    for (const c of charges) {
+      if (c.tokens < 0) {
+        // Usage unknown: charge the conservative reservation (once per call).
+        if (!missingCounted) {
+          tokens += reserved.tokens;
+          usdUnits += reserved.usdUnits;
+          missingCounted = true;
+        }
+      } else {
+        tokens += c.tokens;
+        usdUnits += c.usdUnits;
+      }
+    }
+    this.budget.settle(call.id, { tokens, usdUnits });
+  }
+
+  private markCall(id: string): void {
+    this.versions.set(id, (this.versions.get(id) ?? 0) + 1);
+    this.dirtyCalls.add(id);
+  }
+
+  private markNode(id: string): void {
+    this.versions.set(`node:${id}`, (this.versions.get(`node:${id}`) ?? 0) + 1);
+    this.dirtyNodes.add(id);
+  }
+
+  private nodeRow(na: NodeAttempt): NewNodeRun {
+    return {
+      id: na.id,
+      runId: this.runId,
+      node: na.node,
+      taskNs: na.taskNs,
+      attempt: na.attempt,
+      step: na.step,
+      status: na.status,
+      error: na.error,
+      startedAt: na.startedAt,
+      finishedAt: na.finishedAt,
+    };
+  }
+
+  /**
+   * Calls that started and never ended (a stream whose reader stopped early, a run that was cut
+   * short). One that reached the provider is recorded with usage missing; one that never did
+   * keeps only its reservation.
+   */
+  finalizePending(): void {
+    for (const call of this.calls.values()) {
+      if (call.ended) continue;
+      if (call.http.length === 0 && !call.streamed) {
+        this.problem("finalize", new Error(`${call.kind} call ${call.id} (${call.node}) started but never ended and never reached the provider`));
+        continue;
+      }
+      call.ended = true;
+      const charges = this.hiddenAttempts(call);
+      const last = call.http[call.http.length - 1];
+      charges.push(
+        this.putRow(call, {
+          id: call.id,
+          attempt: Math.max(1, call.http.length),
+          status: call.streamed || last?.stream ? "stream_interrupted" : "abandoned",
+          httpStatus: last?.status ?? null,
+          error: "the call never ended (its reader stopped or the run was cut short)",
+          usage: usageFromRaw(last?.usage),
+          billedNothing: false,
+          responseModel: cleanModelName(last?.responseModel),
+          outputText: call.streamedText,
+          startedAt: last ? new Date(last.startedAt) : call.startedAt,
+          finishedAt: this.now(),
+          providerCostUsd: normaliseCost(last?.providerCostUsd),
+          streamed: call.streamed || last?.stream === true,
+        }),
+      );
+      this.settle(call, charges);
+    }
+  }
+
+  // ---- writing -----------------------------------------------------------------------------
+
+  /** One write of every buffered row; resolves false (rows stay buffered) when it fails. */
+  write(): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      const nodeIds = [...this.dirtyNodes];
+      const callIds = [...this.dirtyCalls];
+      if (nodeIds.length === 0 && callIds.length === 0) return true;
+      const nodeVersions = nodeIds.map((id) => this.versions.get(`node:${id}`));
+      const callVersions = callIds.map((id) => this.versions.get(id));
+      try {
+        if (nodeIds.length > 0) {
+          await upsertNodeRuns(
+            this.db,
+            nodeIds.map((id) => this.nodeRow(this.nodeAttempts.get(id)!)),
+          );
+          nodeIds.forEach((id, i) => {
+            if (this.versions.get(`node:${id}`) === nodeVersions[i]) this.dirtyNodes.delete(id);
+          });
+        }
+        if (callIds.length > 0) {
+          await upsertCalls(
+            this.db,
+            callIds.map((id) => ({ ...this.rows.get(id)! })),
+          );
+          callIds.forEach((id, i) => {
+            if (this.versions.get(id) === callVersions[i]) this.dirtyCalls.delete(id);
+          });
+        }
+        return true;
+      } catch (err) {
+        if (this.lastWriteError === null) {
+          this.alert({ kind: "write_failed", message: `ledger rows could not be written (kept buffered, retried at the next flush): ${describeError(err)}` });
+        }
+        this.lastWriteError = err;
+        this.problem("writing ledger rows", err);
+        return false;
+      }
+    };
+    const result = this.writeChain.then(run, run);
+    this.writeChain = result.catch(() => false);
+    return result;
+  }
+
+  /** Writes every buffered row, retrying; throws LedgerWriteError when rows remain unwritten. */
+  async flush(options: { final?: boolean; attempts?: number; retryDelayMs?: number } = {}): Promise<void> {
+    if (options.final !== false) this.guard("finalizing calls in flight", () => this.finalizePending());
+    const attempts = Math.max(1, options.attempts ?? 3);
+    for (let i = 0; i < attempts; i++) {
+      if (await this.write()) {
+        if (this.pendingWrites() === 0) return;
+        continue;
+      }
+      if (i < attempts - 1) await new Promise((r) => setTimeout(r, (options.retryDelayMs ?? 100) * 2 ** i));
+    }
+    if (this.pendingWrites() > 0) {
+      throw new LedgerWriteError(
+        `${this.pendingWrites()} ledger row(s) for run ${this.runId} could not be written after ${attempts} attempt(s): ` +
+          `${describeError(this.lastWriteError)}. They are still buffered; call flush() again once the database is back.`,
+      );
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/** Builds each stage's chat model and the embeddings from the config; nodes get them through deps. */
+import { ChatOpenAI, OpenAIEmbeddings } from "@langchain/openai";
+import type { Config } from "../config";
+import { ledgerFetch } from "../ledger/fetch";
+import { createOfflineModels } from "./offline";
+import { CHAT_STAGES, type ChatStage, type Models } from "./types";
+
+/** OpenAI-compatible servers such as Ollama and vLLM need no key, but the client insists on one. */
+const PLACEHOLDER_API_KEY = "not-needed";
+
+export function createModels(config: Config): Models {
+  return config.provider === "offline" ? createOfflineModels() : createOpenAiCompatibleModels(config);
+}
+
+function createOpenAiCompatibleModels(config: Config): Models {
+  const apiKey = config.openai.apiKey ?? PLACEHOLDER_API_KEY;
+  // The ledger's fetch sees every HTTP attempt, the client's own retries and the embeddings' usage included.
+  const configuration = { baseURL: config.openai.baseURL, fetch: ledgerFetch() };
+  const chatFor = (stage: ChatStage) =>
+    new ChatOpenAI({
+      model: config.models[stage],
+      apiKey,
+      configuration,
+      maxRetries: config.httpRetries,
+      timeout: config.requestTimeoutMs,
+      maxTokens: config.maxOutputTokens,
+      // Usage on the last streamed chunk; stages stream with .stream(), never `streaming: true`.
+      streamUsage: true,
+    });
+  const chats = Object.fromEntries(CHAT_STAGES.map((stage) => [stage, chatFor(stage)])) as Record<ChatStage, ChatOpenAI>;
+  return {
+    provider: "openai-compatible",
+    chat: (stage) => chats[stage],
+    chatModelName: (stage) => config.models[stage],
+    embeddings: new OpenAIEmbeddings({
+      model: config.models.embedding,
+      apiKey,
+      configuration,
+      maxRetries: config.httpRetries,
+      timeout: config.requestTimeoutMs,
+    }),
+    embeddingModelName: config.models.embedding,
+  };
+}

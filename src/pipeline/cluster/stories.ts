@@ -1,0 +1,71 @@
+/** A cluster with its articles, as generate_social, validate and publish read it. */
+import { inArray } from "drizzle-orm";
+import type { Database } from "../../db/client";
+import { articles, clusters } from "../../db/schema";
+
+export interface StoryArticle {
+  id: number;
+  title: string;
+  /** The link to show: the canonical URL. */
+  link: string;
+  /** The link as the feed gave it. */
+  originalLink: string;
+  canonicalUrl: string;
+  feed: string;
+  feedTitle: string | null;
+  publishedAt: Date | null;
+  summary: string | null;
+}
+
+export interface Story {
+  clusterId: number;
+  rank: number;
+  label: string;
+  score: number;
+  /** In the cluster's order: most central first. */
+  articles: StoryArticle[];
+}
+
+/** The stories for `clusterIds`, in that order. */
+export async function loadStories(db: Database, clusterIds: readonly number[]): Promise<Story[]> {
+  if (clusterIds.length === 0) return [];
+  const clusterRows = await db.select().from(clusters).where(inArray(clusters.id, [...clusterIds]));
+  const articleIds = [...new Set(clusterRows.flatMap((c) => c.articleIds))];
+  const articleRows = articleIds.length
+    ? await db
+        .select({
+          id: articles.id,
+          title: articles.title,
+          // Posts and the briefing link the canonical URL: no tracking parameters, no redirect wrappers.
+          link: articles.canonicalUrl,
+          originalLink: articles.link,
+          canonicalUrl: articles.canonicalUrl,
+          feed: articles.feed,
+          feedTitle: articles.feedTitle,
+          publishedAt: articles.publishedAt,
+          summary: articles.summary,
+        })
+        .from(articles)
+        .where(inArray(articles.id, articleIds))
+    : [];
+  const articleById = new Map(articleRows.map((a) => [a.id, a]));
+  const clusterById = new Map(clusterRows.map((c) => [c.id, c]));
+  return clusterIds.flatMap((id) => {
+    const cluster = clusterById.get(id);
+    if (!cluster) return [];
+    return [
+      {
+        clusterId: cluster.id,
+        rank: cluster.rank,
+        label: cluster.label,
+        score: cluster.score,
+        articles: cluster.articleIds.flatMap((articleId) => articleById.get(articleId) ?? []),
+      },
+    ];
+  });
+}
+
+/** The links a post about this story may carry: each article's link and canonical URL. */
+export function storyLinks(story: Story): Set<string> {
+  return new Set(story.articles.flatMap((a) => [a.link, a.originalLink, a.canonicalUrl]));
+}

@@ -1,0 +1,113 @@
+/** The briefing document (its JSON form) and its Markdown rendering. Pure: no I/O. */
+import type { Post } from "../../db/schema";
+import type { Story } from "../cluster/stories";
+import { isPlatform, PLATFORM_NAMES } from "../generate_social/platforms";
+import { count } from "../progress";
+
+export interface BriefingDocument {
+  runId: string;
+  /** The run's calendar day in the briefing's time zone, YYYY-MM-DD. */
+  day: string;
+  /** Set when a budget stopped the run before every story was finished. */
+  haltReason: string | null;
+  stories: {
+    rank: number;
+    label: string;
+    score: number;
+    sources: { title: string; link: string; feed: string; publishedAt: string | null; summary: string | null }[];
+    /** Valid posts only. */
+    posts: { platform: string; text: string }[];
+  }[];
+  /** Posts that are not valid (rejected, or never checked), with why. They are not published. */
+  heldBack: { rank: number; label: string; platform: string; status: string; problems: string[] }[];
+}
+
+/** YYYY-MM-DD of `instant` in `timeZone`. */
+export function calendarDay(instant: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(instant);
+  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
+  return `${part("year")}-${part("month")}-${part("day")}`;
+}
+
+/** `briefing-YYYY-MM-DD-<first 8 of the run id>`, without extension. */
+export function briefingBaseName(day: string, runId: string): string {
+  return `briefing-${day}-${runId.slice(0, 8)}`;
+}
+
+export function buildBriefing({
+  runId,
+  day,
+  haltReason,
+  stories,
+  posts,
+}: {
+  runId: string;
+  day: string;
+  haltReason: string | null;
+  stories: Story[];
+  posts: Pick<Post, "clusterId" | "platform" | "text" | "status" | "problems">[];
+}): BriefingDocument {
+  return {
+    runId,
+    day,
+    haltReason,
+    stories: stories.map((story) => ({
+      rank: story.rank,
+      label: story.label,
+      score: story.score,
+      sources: story.articles.map((a) => ({
+        title: a.title,
+        link: a.link,
+        feed: a.feedTitle ?? a.feed,
+        publishedAt: a.publishedAt?.toISOString() ?? null,
+        summary: a.summary,
+      })),
+      posts: posts.filter((p) => p.clusterId === story.clusterId && p.status === "valid").map((p) => ({ platform: p.platform, text: p.text })),
+    })),
+    heldBack: stories.flatMap((story) =>
+      posts
+        .filter((p) => p.clusterId === story.clusterId && p.status !== "valid")
+        .map((p) => ({ rank: story.rank, label: story.label, platform: p.platform, status: p.status, problems: p.problems })),
+    ),
+  };
+}
+
+function platformName(platform: string): string {
+  return isPlatform(platform) ? PLATFORM_NAMES[platform] : platform;
+}
+
+function quote(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => `> ${line}`.trimEnd())
+    .join("\n");
+}
+
+export function renderMarkdown(briefing: BriefingDocument): string {
+  const articleCount = briefing.stories.reduce((sum, s) => sum + s.sources.length, 0);
+  const lines = [
+    `# News briefing, ${briefing.day}`,
+    "",
+    `${count(briefing.stories.length, "story", "stories")} from ${count(articleCount, "article")}. Run ${briefing.runId.slice(0, 8)}.`,
+  ];
+  if (briefing.haltReason) lines.push("", `**Incomplete:** the run was halted (${briefing.haltReason}).`);
+  for (const story of briefing.stories) {
+    lines.push("", `## ${story.rank}. ${story.label}`, "");
+    for (const source of story.sources) {
+      const date = source.publishedAt ? `, ${source.publishedAt.slice(0, 10)}` : "";
+      lines.push(`- **${source.title}** (${source.feed}${date}): ${source.summary ?? "no summary"} [Source](${source.link})`);
+    }
+    if (story.posts.length > 0) {
+      lines.push("", "### Posts");
+      for (const post of story.posts) lines.push("", `**${platformName(post.platform)}**`, "", quote(post.text));
+    }
+  }
+  if (briefing.heldBack.length > 0) {
+    lines.push("", "## Held back", "");
+    for (const held of briefing.heldBack) {
+      const why = held.problems.length > 0 ? held.problems.join("; ") : "not validated";
+      lines.push(`- Story ${held.rank} (${held.label}), ${platformName(held.platform)}: ${held.status}, ${why}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}

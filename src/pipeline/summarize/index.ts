@@ -1,0 +1,50 @@
+/**
+ * summarize: one chat call per article of this run that has no summary yet. Summaries are
+ * written as each call returns, so a retried attempt only redoes the articles still missing one.
+ */
+import { and, eq, inArray, isNull } from "drizzle-orm";
+import { articles } from "../../db/schema";
+import { complete, parseReply } from "../../llm/reply";
+import { truncateToTokens } from "../../llm/tokens";
+import { forEachLimited, haltOnBudget } from "../concurrency";
+import type { Deps } from "../deps";
+import { count, countOf, progressLine } from "../progress";
+import type { BriefingState, BriefingUpdate } from "../state";
+import { buildSummarizePrompt, summaryReplySchema } from "./prompt";
+
+export async function summarize(state: BriefingState, deps: Deps): Promise<BriefingUpdate> {
+  const { db, config } = deps;
+  const pending = await db
+    .select({ id: articles.id, title: articles.title, feed: articles.feed, feedTitle: articles.feedTitle, body: articles.body })
+    .from(articles)
+    .where(and(inArray(articles.id, state.articleIds), isNull(articles.summary)))
+    .orderBy(articles.id);
+  const model = deps.models.chat("summarize");
+  let calls = 0;
+  let written = 0;
+
+  const haltReason = await haltOnBudget(
+    forEachLimited(pending, config.concurrency, async (article) => {
+      const messages = buildSummarizePrompt({
+        title: article.title,
+        feed: article.feedTitle ?? article.feed,
+        text: truncateToTokens(article.body, config.articleMaxTokens),
+      });
+      calls += 1;
+      const reply = await complete(model, messages, { stream: config.stream });
+      const { summary } = parseReply(reply, summaryReplySchema, `summary of article ${article.id}`);
+      await db.update(articles).set({ summary }).where(eq(articles.id, article.id));
+      written += 1;
+    }),
+  );
+
+  const already = state.articleIds.length - pending.length;
+  deps.log(
+    progressLine(
+      "summarize",
+      [countOf(written, pending.length, "article"), count(calls, "call"), ...(already > 0 ? [`${already} already summarised`] : [])],
+      haltReason,
+    ),
+  );
+  return haltReason ? { haltReason } : {};
+}

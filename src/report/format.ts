@@ -1,0 +1,52 @@
+/** Plain-text tables for the terminal. Money shows 8 decimals; unpriced shows as "unpriced". */
+import type { DailyCostRow, NodeCostRow, RunCostRow } from "./queries";
+
+export function usd8(value: string | null): string {
+  if (value === null) return "unpriced";
+  const [int, frac = ""] = value.split(".");
+  return `$${int}.${(frac + "00000000").slice(0, 8)}`;
+}
+
+export function table(headers: string[], body: (string | number)[][]): string {
+  const cells = [headers, ...body.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
+}
+
+export function nodeTable(nodes: NodeCostRow[], run: RunCostRow | null): string {
+  const body = nodes.map((n) => [
+    n.node,
+    n.calls,
+    n.retries,
+    n.input_tokens,
+    n.cached_input_tokens,
+    n.output_tokens,
+    n.total_tokens,
+    usd8(n.cost_usd) + (n.unpriced_calls ? ` (+${n.unpriced_calls} unpriced)` : ""),
+    n.latency_ms_total,
+    n.latency_ms_p95 ?? "-",
+  ]);
+  if (run) {
+    body.push([
+      "TOTAL",
+      run.calls,
+      "",
+      run.input_tokens,
+      run.cached_input_tokens,
+      run.output_tokens,
+      run.total_tokens,
+      usd8(run.cost_usd) + (run.unpriced_calls ? ` (+${run.unpriced_calls} unpriced)` : ""),
+      "",
+      "",
+    ]);
+  }
+  return table(["node", "calls", "retries", "input", "cached", "output", "total", "cost_usd", "latency_ms", "p95_ms"], body);
+}
+
+export function dailyTable(days: DailyCostRow[]): string {
+  return table(
+    ["day", "workflow", "runs", "calls", "total_tokens", "cost_usd"],
+    days.map((d) => [d.day, d.workflow, d.runs, d.calls, d.total_tokens, usd8(d.cost_usd)]),
+  );
+}
