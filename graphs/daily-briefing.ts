@@ -3,7 +3,7 @@
  * with budget_guard before every paid stage. This file only wires: each stage lives in
  * src/pipeline/<stage>/, the routers in src/pipeline/routes.ts.
  */
-import { END, START, StateGraph, type RetryPolicy } from "@langchain/langgraph";
+import { END, START, StateGraph, type BaseCheckpointSaver, type RetryPolicy } from "@langchain/langgraph";
 import { retryOn } from "../src/ledger/retry";
 import { budgetGuard, type BudgetView } from "../src/pipeline/budget_guard";
 import { cluster } from "../src/pipeline/cluster";
@@ -22,12 +22,18 @@ export interface DailyBriefingDeps extends Deps {
   budget: BudgetView;
 }
 
-/** Marks which stage finished, so that budget_guard knows where to go next. */
+/**
+ * Marks which stage finished, so that budget_guard knows where to go next. A stage stopped by a
+ * budget has not finished: a resumed run goes through it again (it skips the work already done).
+ */
 function stage(name: Stage, run: (state: BriefingState, deps: Deps) => Promise<BriefingUpdate>, deps: Deps) {
-  return async (state: BriefingState): Promise<BriefingUpdate> => ({ ...(await run(state, deps)), lastStage: name });
+  return async (state: BriefingState): Promise<BriefingUpdate> => {
+    const update = await run(state, deps);
+    return { ...update, lastStage: update.haltReason ? state.lastStage : name };
+  };
 }
 
-export function buildDailyBriefing(deps: DailyBriefingDeps) {
+export function buildDailyBriefing(deps: DailyBriefingDeps, options: { checkpointer?: BaseCheckpointSaver } = {}) {
   const { config } = deps;
   // Node retries are the visible ones (every attempt reaches the ledger); the model clients retry
   // at most config.httpRetries times inside, and permanent errors are never retried.
@@ -72,7 +78,7 @@ export function buildDailyBriefing(deps: DailyBriefingDeps) {
       END,
     ])
     .addEdge("publish", END)
-    .compile();
+    .compile({ checkpointer: options.checkpointer });
   graph.name = "daily_briefing";
   return graph;
 }

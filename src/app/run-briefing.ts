@@ -10,10 +10,12 @@ import type { OpenedDatabase } from "../db/client";
 import { Ledger } from "../ledger";
 import { isBudgetExceeded } from "../ledger/budget";
 import { finishRun, startRun } from "../ledger/runs";
+import { openCheckpointer } from "../db/checkpointer";
 import { createModels } from "../llm/factory";
 import type { Models } from "../llm/types";
 import { initialState, type BriefingState } from "../pipeline/state";
 import { nodeCosts, runCost, type NodeCostRow } from "../report/queries";
+import { runThread } from "./thread";
 
 export const WORKFLOW = "daily_briefing";
 
@@ -78,17 +80,18 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   });
   log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), ${feeds.length} feed source(s)`);
 
-  const graph = buildDailyBriefing({ db, config, models, log, budget: ledger });
+  const checkpointer = await openCheckpointer(database);
+  const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer: checkpointer.saver });
   let final: BriefingState | null = null;
   let status: RunStatus = "succeeded";
   let haltReason: string | null = null;
   let error: string | null = null;
   try {
-    final = (await graph.invoke(initialState(runId, feeds), {
+    ({ state: final } = await runThread<BriefingState>(graph, initialState(runId, feeds), {
       callbacks: [ledger.handler],
       configurable: { thread_id: runId },
       recursionLimit: 100,
-    })) as BriefingState;
+    }));
     haltReason = final.haltReason ?? ledger.haltReason;
   } catch (err) {
     if (isBudgetExceeded(err)) {
@@ -100,6 +103,7 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   }
   if (haltReason && status !== "failed") status = "halted";
 
+  await checkpointer.close();
   try {
     await ledger.flush();
   } catch (err) {

@@ -185,6 +185,9 @@ export class Recorder {
   private readonly nodeAttempts = new Map<string, NodeAttempt>();
   private readonly attemptsByNs = new Map<string, number>();
   private readonly calls = new Map<string, CallState>();
+  /** Calls started and not yet ended (what an HTTP attempt can belong to). */
+  private readonly openCalls = new Set<CallState>();
+  private readonly seenAttempts = new Set<string>();
 
   private readonly rows = new Map<string, NewLlmCall>();
   private readonly versions = new Map<string, number>();
@@ -439,6 +442,7 @@ export class Recorder {
       ended: false,
     };
     this.calls.set(runId, call);
+    this.openCalls.add(call);
     na?.rowIds.add(runId);
   }
 
@@ -452,8 +456,9 @@ export class Recorder {
   /** An HTTP attempt seen by ledgerFetch; `runId` is the run in whose context fetch ran. */
   httpAttempt(info: HttpAttemptInfo, runId: string): void {
     if (!info || typeof info !== "object" || !info.id) return;
-    for (const c of this.calls.values()) if (c.http.includes(info)) return;
-    const open = [...this.calls.values()].filter((c) => c.kind === "chat" && !c.ended && (c.id === runId || c.ancestors.includes(runId)));
+    if (this.seenAttempts.has(info.id)) return;
+    this.seenAttempts.add(info.id);
+    const open = [...this.openCalls].filter((c) => c.kind === "chat" && !c.ended && (c.id === runId || c.ancestors.includes(runId)));
     if (open.length === 0) {
       this.problem("http attempt", new Error(`no open chat call under run ${runId} for ${info.path}`));
       return;
@@ -636,6 +641,7 @@ export class Recorder {
       ended: false,
     };
     this.calls.set(data.callId, call);
+    this.openCalls.add(call);
     na?.rowIds.add(data.callId);
   }
 
@@ -786,6 +792,7 @@ export class Recorder {
 
   /** Settles a call's reservation: real usage where known, the whole reservation where usage is missing. */
   private settle(call: CallState, charges: Charge[]): void {
+    this.openCalls.delete(call);
     const reserved = this.budget.reservation(call.id) ?? { tokens: call.estimatedInputTokens + call.maxOutputTokens, usdUnits: 0n };
     let tokens = 0;
     let usdUnits = 0n;
@@ -837,7 +844,7 @@ export class Recorder {
    * keeps only its reservation.
    */
   finalizePending(): void {
-    for (const call of this.calls.values()) {
+    for (const call of [...this.openCalls]) {
       if (call.ended) continue;
       if (call.http.length === 0 && !call.streamed) {
         this.problem("finalize", new Error(`${call.kind} call ${call.id} (${call.node}) started but never ended and never reached the provider`));

@@ -604,6 +604,80 @@ async function priceIdOf(model: string, source = "user"): Promise<number> {
     });
   });
 
+  describe("sums and attribution", () => {
+    it("the rows add up to exactly what the server billed (random usage with cached and reasoning detail, JSON and SSE)", async () => {
+      const random = await startOpenAIServer({ usage: "random", seed: 7 });
+      try {
+        const { runId, ledger } = await openRun(db);
+        const model = chatModel(random);
+        const graph = new StateGraph(State)
+          .addNode("summarize", async () => {
+            for (let i = 0; i < 3; i++) await model.invoke([new HumanMessage(`article ${i}`)]);
+            return {};
+          })
+          .addNode("social", async () => {
+            for (let i = 0; i < 2; i++) {
+              for await (const _chunk of await model.stream([new HumanMessage(`post ${i}`)])) {
+                /* consume */
+              }
+            }
+            return {};
+          })
+          .addEdge(START, "summarize")
+          .addEdge("summarize", "social")
+          .addEdge("social", END)
+          .compile();
+        await graph.invoke({ text: "" }, { callbacks: [ledger.handler] });
+        await ledger.flush();
+        const billed = random.billed("chat");
+        expect(random.hits("chat")).toBe(5);
+        expect(billed.cached).toBeGreaterThan(0);
+        expect(billed.reasoning).toBeGreaterThan(0);
+        const rows = await callRows(db, runId);
+        const sum = (k: "inputTokens" | "cachedInputTokens" | "outputTokens" | "reasoningTokens" | "totalTokens") => rows.reduce((n, r) => n + (r[k] ?? 0), 0);
+        expect({ input: sum("inputTokens"), cached: sum("cachedInputTokens"), output: sum("outputTokens"), reasoning: sum("reasoningTokens"), total: sum("totalTokens") }).toEqual(billed);
+        expect(rows.map((r) => [r.node, r.streamed])).toEqual([
+          ["summarize", false],
+          ["summarize", false],
+          ["summarize", false],
+          ["social", true],
+          ["social", true],
+        ]);
+        const run = await runCosts(db, runId);
+        expect([run.input_tokens, run.cached_input_tokens, run.output_tokens, run.reasoning_tokens, run.total_tokens]).toEqual([
+          billed.input,
+          billed.cached,
+          billed.output,
+          billed.reasoning,
+          billed.total,
+        ]);
+        expect(ledger.spent().tokens).toBe(billed.total);
+      } finally {
+        await random.close();
+      }
+    });
+
+    it("a model inside prompt.pipe(model) is attributed to the node attempt, not to the sequence", async () => {
+      const { ChatPromptTemplate } = await import("@langchain/core/prompts");
+      const { runId, ledger } = await openRun(db);
+      const chain = ChatPromptTemplate.fromMessages([["human", "Summarise: {text}"]]).pipe(chatModel(server));
+      const graph = new StateGraph(State)
+        .addNode("summarize", async (state) => {
+          await chain.invoke({ text: state.text });
+          return {};
+        })
+        .addEdge(START, "summarize")
+        .addEdge("summarize", END)
+        .compile();
+      await graph.invoke({ text: "harbour" }, { callbacks: [ledger.handler] });
+      await ledger.flush();
+      const [row] = await callRows(db, runId);
+      const [node] = await nodeRunRows(db, runId);
+      expect(row).toMatchObject({ node: "summarize", nodeRunId: node!.id, attempt: 1, httpStatus: 200, totalTokens: 110 });
+      expect(server.requests[0]!.body.messages).toEqual([{ role: "user", content: "Summarise: harbour" }]);
+    });
+  });
+
   describe("trackEmbeddingCall (offline providers and other direct callers)", () => {
     it("records a batch made without HTTP, priced from the table (the offline model at 0)", async () => {
       const { runId, ledger } = await openRun(db);

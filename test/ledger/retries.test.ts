@@ -152,6 +152,18 @@ describeBackends("retries", (open) => {
     });
   });
 
+  it("timeout: a reply slower than the client's timeout is recorded as timeout, usage unknown (it may have been billed)", async () => {
+    const { runId, ledger } = await openRun(db, { defaultMaxOutputTokens: 50 });
+    server.script("chat", { delayMs: 1500, json: fixtureJson("C03-completion-cached-reasoning.json") });
+    await expect(parsingGraph(chatModel(server, { timeout: 200 }), { ...policy, maxAttempts: 1 }).invoke({ summary: "" }, { callbacks: [ledger.handler] })).rejects.toThrow(
+      /timed out/i,
+    );
+    await ledger.flush();
+    const rows = await callRows(db, runId);
+    expect(rows.map((r) => [r.status, r.httpStatus, r.usageSource, r.inputTokens])).toEqual([["timeout", null, "missing", null]]);
+    expect(rows[0]!.estimatedInputTokens).toBeGreaterThan(0);
+  });
+
   describe("HTTP attempts inside the client (maxRetries > 0)", () => {
     it("through ledgerFetch each hidden attempt is a row: 500 then 200 → attempt 1 http_500, attempt 2 ok", async () => {
       const { runId, ledger } = await openRun(db);
