@@ -12,6 +12,7 @@ CREATE TABLE "articles" (
 	"summary" text,
 	"embedding" jsonb,
 	"first_run_id" text NOT NULL,
+	"run_id" text,
 	"collected_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
@@ -102,6 +103,7 @@ CREATE TABLE "node_runs" (
 	"step" integer,
 	"status" text NOT NULL,
 	"error" text,
+	"keeps_results" boolean DEFAULT false NOT NULL,
 	"started_at" timestamp with time zone NOT NULL,
 	"finished_at" timestamp with time zone
 );
@@ -132,6 +134,7 @@ CREATE TABLE "runs" (
 );
 --> statement-breakpoint
 ALTER TABLE "articles" ADD CONSTRAINT "articles_first_run_id_runs_id_fk" FOREIGN KEY ("first_run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "articles" ADD CONSTRAINT "articles_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "briefings" ADD CONSTRAINT "briefings_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "clusters" ADD CONSTRAINT "clusters_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "feed_errors" ADD CONSTRAINT "feed_errors_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
@@ -143,6 +146,7 @@ ALTER TABLE "posts" ADD CONSTRAINT "posts_cluster_id_clusters_id_fk" FOREIGN KEY
 CREATE UNIQUE INDEX "articles_canonical_url_uq" ON "articles" USING btree ("canonical_url");--> statement-breakpoint
 CREATE UNIQUE INDEX "articles_content_hash_uq" ON "articles" USING btree ("content_hash");--> statement-breakpoint
 CREATE INDEX "articles_first_run_idx" ON "articles" USING btree ("first_run_id");--> statement-breakpoint
+CREATE INDEX "articles_run_idx" ON "articles" USING btree ("run_id");--> statement-breakpoint
 CREATE INDEX "clusters_run_idx" ON "clusters" USING btree ("run_id");--> statement-breakpoint
 CREATE INDEX "feed_errors_run_idx" ON "feed_errors" USING btree ("run_id");--> statement-breakpoint
 CREATE INDEX "llm_calls_run_node_idx" ON "llm_calls" USING btree ("run_id","node");--> statement-breakpoint

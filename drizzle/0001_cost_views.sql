@@ -11,8 +11,10 @@ CREATE VIEW "call_facts" AS
 SELECT
   c.*,
   (c.attempt > 1 OR c.node_attempt > 1) AS is_retry,
-  -- Tokens billed by an attempt whose result was thrown away (failed call, or its node attempt failed).
-  (c.status <> 'ok' OR coalesce(nr.status = 'error', false)) AS is_wasted,
+  -- Tokens billed by an attempt whose result was thrown away: a failed call, or a call whose node
+  -- attempt failed in a node that does not keep its results (node metadata
+  -- newsledger_keeps_results, see src/ledger/replies.ts; such a node's retry skips the items done).
+  (c.status <> 'ok' OR coalesce(nr.status = 'error' AND NOT nr.keeps_results, false)) AS is_wasted,
   newsledger_day(c.started_at) AS day
 FROM "llm_calls" c
 LEFT JOIN "node_runs" nr ON nr.id = c.node_run_id;
@@ -40,7 +42,7 @@ WITH nodes AS (
     coalesce(sum(total_tokens), 0)::bigint AS total_tokens,
     coalesce(sum(total_tokens) FILTER (WHERE is_wasted), 0)::bigint AS retry_tokens,
     sum(cost_usd) AS cost_usd,
-    coalesce(sum(cost_usd) FILTER (WHERE is_wasted), 0) AS retry_cost_usd,
+    coalesce(sum(cost_usd) FILTER (WHERE is_wasted), 0::numeric(24,12)) AS retry_cost_usd,
     count(*) FILTER (WHERE price_status = 'unknown_model')::int AS unpriced_calls,
     count(*) FILTER (WHERE usage_source = 'missing')::int AS missing_usage_calls,
     coalesce(sum(latency_ms), 0)::bigint AS latency_ms_total,
@@ -60,8 +62,8 @@ SELECT
   coalesce(c.reasoning_tokens, 0) AS reasoning_tokens,
   coalesce(c.total_tokens, 0) AS total_tokens,
   coalesce(c.retry_tokens, 0) AS retry_tokens,
-  CASE WHEN c.calls IS NULL THEN 0 ELSE c.cost_usd END AS cost_usd,
-  coalesce(c.retry_cost_usd, 0) AS retry_cost_usd,
+  CASE WHEN c.calls IS NULL THEN 0::numeric(24,12) ELSE c.cost_usd END AS cost_usd,
+  coalesce(c.retry_cost_usd, 0::numeric(24,12)) AS retry_cost_usd,
   coalesce(c.unpriced_calls, 0) AS unpriced_calls,
   coalesce(c.missing_usage_calls, 0) AS missing_usage_calls,
   coalesce(c.latency_ms_total, 0) AS latency_ms_total,
@@ -76,7 +78,7 @@ SELECT run_id, node,
   count(*) FILTER (WHERE is_retry)::int AS retries,
   count(*) FILTER (WHERE is_wasted)::int AS wasted_attempts,
   coalesce(sum(total_tokens) FILTER (WHERE is_wasted), 0)::bigint AS retry_tokens,
-  coalesce(sum(cost_usd) FILTER (WHERE is_wasted), 0) AS retry_cost_usd
+  coalesce(sum(cost_usd) FILTER (WHERE is_wasted), 0::numeric(24,12)) AS retry_cost_usd
 FROM "call_facts"
 GROUP BY run_id, node
 HAVING count(*) FILTER (WHERE is_retry OR is_wasted) > 0;
@@ -84,15 +86,17 @@ HAVING count(*) FILTER (WHERE is_retry OR is_wasted) > 0;
 CREATE VIEW "run_costs" AS
 SELECT
   r.id AS run_id, r.workflow, r.trigger, r.provider, r.started_at, r.finished_at, r.status, r.halt_reason,
-  count(f.id)::int AS calls,
+  count(DISTINCT f.call_id)::int AS calls,
+  count(f.id)::int AS attempts,
+  count(f.id) FILTER (WHERE f.is_retry)::int AS retries,
   coalesce(sum(f.input_tokens), 0)::bigint AS input_tokens,
   coalesce(sum(f.cached_input_tokens), 0)::bigint AS cached_input_tokens,
   coalesce(sum(f.output_tokens), 0)::bigint AS output_tokens,
   coalesce(sum(f.reasoning_tokens), 0)::bigint AS reasoning_tokens,
   coalesce(sum(f.total_tokens), 0)::bigint AS total_tokens,
-  CASE WHEN count(f.id) = 0 THEN 0 ELSE sum(f.cost_usd) END AS cost_usd,
+  CASE WHEN count(f.id) = 0 THEN 0::numeric(24,12) ELSE sum(f.cost_usd) END AS cost_usd,
   coalesce(sum(f.total_tokens) FILTER (WHERE f.is_wasted), 0)::bigint AS retry_tokens,
-  coalesce(sum(f.cost_usd) FILTER (WHERE f.is_wasted), 0) AS retry_cost_usd,
+  coalesce(sum(f.cost_usd) FILTER (WHERE f.is_wasted), 0::numeric(24,12)) AS retry_cost_usd,
   count(f.id) FILTER (WHERE f.price_status = 'unknown_model')::int AS unpriced_calls,
   count(f.id) FILTER (WHERE f.usage_source = 'missing')::int AS missing_usage_calls
 FROM "runs" r
@@ -111,7 +115,7 @@ WITH run_days AS (
     count(*) FILTER (WHERE f.price_status = 'unknown_model')::int AS unpriced_calls,
     count(*) FILTER (WHERE f.usage_source = 'missing')::int AS missing_usage_calls,
     coalesce(sum(f.total_tokens) FILTER (WHERE f.is_wasted), 0)::bigint AS retry_tokens,
-    coalesce(sum(f.cost_usd) FILTER (WHERE f.is_wasted), 0) AS retry_cost_usd
+    coalesce(sum(f.cost_usd) FILTER (WHERE f.is_wasted), 0::numeric(24,12)) AS retry_cost_usd
   FROM "call_facts" f JOIN "runs" r ON r.id = f.run_id
   GROUP BY 1, 2
 )
@@ -120,11 +124,11 @@ SELECT day, workflow,
   coalesce(d.runs, 0) AS runs,
   coalesce(c.calls, 0) AS calls,
   coalesce(c.total_tokens, 0) AS total_tokens,
-  CASE WHEN c.calls IS NULL THEN 0 ELSE c.cost_usd END AS cost_usd,
+  CASE WHEN c.calls IS NULL THEN 0::numeric(24,12) ELSE c.cost_usd END AS cost_usd,
   coalesce(c.unpriced_calls, 0) AS unpriced_calls,
   coalesce(c.missing_usage_calls, 0) AS missing_usage_calls,
   coalesce(c.retry_tokens, 0) AS retry_tokens,
-  coalesce(c.retry_cost_usd, 0) AS retry_cost_usd
+  coalesce(c.retry_cost_usd, 0::numeric(24,12)) AS retry_cost_usd
 FROM run_days d FULL JOIN call_days c USING (day, workflow);
 --> statement-breakpoint
 CREATE VIEW "model_costs" AS
@@ -139,6 +143,6 @@ SELECT
   count(*) FILTER (WHERE price_status = 'unknown_model')::int AS unpriced_calls,
   count(*) FILTER (WHERE usage_source = 'missing')::int AS missing_usage_calls,
   coalesce(sum(total_tokens) FILTER (WHERE is_wasted), 0)::bigint AS retry_tokens,
-  coalesce(sum(cost_usd) FILTER (WHERE is_wasted), 0) AS retry_cost_usd
+  coalesce(sum(cost_usd) FILTER (WHERE is_wasted), 0::numeric(24,12)) AS retry_cost_usd
 FROM "call_facts"
 GROUP BY 1;

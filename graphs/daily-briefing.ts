@@ -4,6 +4,7 @@
  * src/pipeline/<stage>/, the routers in src/pipeline/routes.ts.
  */
 import { END, START, StateGraph, type BaseCheckpointSaver, type RetryPolicy } from "@langchain/langgraph";
+import { keepsResults } from "../src/ledger/replies";
 import { retryOn } from "../src/ledger/retry";
 import { budgetGuard, type BudgetView } from "../src/pipeline/budget_guard";
 import { cluster } from "../src/pipeline/cluster";
@@ -47,6 +48,9 @@ export function buildDailyBriefing(deps: DailyBriefingDeps, options: { checkpoin
     logWarning: false,
   };
   const limits = deps.config.budget;
+  // The paid stages write each result as its call returns and a retried attempt skips what is
+  // done: a failed attempt wastes only the replies they rejected, not the calls whose results they kept.
+  const paidStage = { retryPolicy, metadata: keepsResults() };
 
   const graph = new StateGraph(BriefingAnnotation)
     // Read the feeds, keep only articles never seen before.
@@ -54,15 +58,15 @@ export function buildDailyBriefing(deps: DailyBriefingDeps, options: { checkpoin
     // Halt before a paid stage when a budget is crossed or the ledger refused a call.
     .addNode("budget_guard", (state: BriefingState) => budgetGuard(state, deps.budget, limits))
     // One summary per article.
-    .addNode("summarize", stage("summarize", summarize, deps), { retryPolicy })
+    .addNode("summarize", stage("summarize", summarize, deps), paidStage)
     // One vector per article.
-    .addNode("embed", stage("embed", embed, deps), { retryPolicy })
+    .addNode("embed", stage("embed", embed, deps), paidStage)
     // Group related articles by their vectors (no model call).
     .addNode("cluster", stage("cluster", cluster, deps))
     // Posts for X, Bluesky and LinkedIn for the top clusters.
-    .addNode("generate_social", stage("generate_social", generateSocial, deps), { retryPolicy })
+    .addNode("generate_social", stage("generate_social", generateSocial, deps), paidStage)
     // Length, links and a model check; failed posts go back to generate_social.
-    .addNode("validate", stage("validate", validate, deps), { retryPolicy })
+    .addNode("validate", stage("validate", validate, deps), paidStage)
     // The dated briefing, as Markdown and JSON, on disk and in the database.
     .addNode("publish", stage("publish", publish, deps))
     .addEdge(START, "collect")

@@ -10,8 +10,16 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const int = (min: number) => z.coerce.number().int().min(min);
-const optionalPositive = z.coerce.number().positive().optional();
+const int = (min: number) =>
+  z.coerce
+    .number({ error: "must be a number" })
+    .int({ error: "must be a whole number" })
+    .min(min, { error: `must be at least ${min}` });
+/** Dollars: at least a billionth, so that the exact-decimal budget arithmetic can hold it. */
+const optionalDollars = z.coerce
+  .number({ error: "must be a number" })
+  .min(0.000000001, { error: "must be at least 0.000000001 dollars" })
+  .optional();
 const list = z
   .string()
   .transform((s) => s.split(/[,\s]+/).filter(Boolean))
@@ -19,7 +27,10 @@ const list = z
 
 /** Env variable name → schema. Defaults here are the documented ones. */
 export const envSchema = z.object({
-  DATABASE_URL: z.string().url().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, { error: "must be a postgres:// or postgresql:// URL" })
+    .optional(),
   NEWSLEDGER_DATA_DIR: z.string().min(1).default(".newsledger"),
   NEWSLEDGER_OUT_DIR: z.string().min(1).default("out"),
 
@@ -35,13 +46,13 @@ export const envSchema = z.object({
   NEWSLEDGER_STREAM: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   NEWSLEDGER_HTTP_RETRIES: int(0).default(1),
   NEWSLEDGER_NODE_ATTEMPTS: int(1).default(3),
-  NEWSLEDGER_REQUEST_TIMEOUT_MS: int(1000).default(60_000),
+  NEWSLEDGER_REQUEST_TIMEOUT_MS: int(1000).max(3_600_000, { error: "must be at most 3600000 (an hour)" }).default(60_000),
   NEWSLEDGER_PRICES: z.string().min(1).optional(),
 
   FEEDS: list.optional(),
   NEWSLEDGER_MAX_ITEMS_PER_FEED: int(1).default(5),
   NEWSLEDGER_MAX_ARTICLES_PER_RUN: int(1).default(60),
-  NEWSLEDGER_FETCH_TIMEOUT_MS: int(100).default(10_000),
+  NEWSLEDGER_FETCH_TIMEOUT_MS: int(100).max(600_000, { error: "must be at most 600000 (ten minutes)" }).default(10_000),
   NEWSLEDGER_FETCH_MAX_BYTES: int(1024).default(5 * 1024 * 1024),
   NEWSLEDGER_FETCH_MAX_REDIRECTS: int(0).default(5),
   NEWSLEDGER_ARTICLE_MAX_TOKENS: int(50).default(600),
@@ -51,11 +62,13 @@ export const envSchema = z.object({
   NEWSLEDGER_TOP_CLUSTERS: int(1).default(5),
   NEWSLEDGER_MAX_REVISIONS: int(0).default(2),
 
-  NEWSLEDGER_MAX_TOKENS: z.coerce.number().int().positive().optional(),
-  NEWSLEDGER_MAX_USD: optionalPositive,
+  NEWSLEDGER_MAX_TOKENS: int(1).optional(),
+  NEWSLEDGER_MAX_USD: optionalDollars,
 
   BRIEFING_CRON: z.string().min(1).default("0 7 * * *"),
   BRIEFING_TZ: z.string().min(1).default("UTC"),
+
+  NEWSLEDGER_DEBUG: z.enum(["", "0", "1"]).default(""),
 });
 
 export type EnvSettings = z.infer<typeof envSchema>;
@@ -101,6 +114,7 @@ export interface Config {
   maxRevisions: number;
   budget: { maxTokens?: number; maxUsd?: number };
   schedule: { cron: string; timezone: string };
+  debug: boolean;
 }
 
 /** A few real public feeds, used when neither --feeds nor FEEDS is given. */
@@ -119,6 +133,30 @@ function formatIssues(error: z.ZodError): string {
       return `${name}: ${issue.message}`;
     })
     .join("; ");
+}
+
+/** The known name closest to a misspelt one (edit distance at most 3), if any. */
+function closest(name: string, known: string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d <= 3 && (!best || d < best.d)) best = { name: k, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
 }
 
 function isValidTimeZone(tz: string): boolean {
@@ -141,6 +179,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = env[key];
     if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
   }
+  const unknown = Object.keys(env).filter((k) => k.startsWith("NEWSLEDGER_") && !known.includes(k));
+  if (unknown.length > 0) {
+    const hints = unknown.map((k) => {
+      const near = closest(k, known);
+      return near ? `${k} (did you mean ${near}?)` : k;
+    });
+    throw new ConfigError(`unknown setting ${hints.join(", ")}; every setting is listed in .env.example`);
+  }
   const parsed = envSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(`bad setting: ${formatIssues(parsed.error)} (see .env.example for each variable and its default)`);
@@ -162,8 +208,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (flags.maxTokens !== undefined && !(Number.isInteger(flags.maxTokens) && flags.maxTokens > 0)) {
     throw new ConfigError(`bad argument: --max-tokens must be a positive whole number, got ${flags.maxTokens}`);
   }
-  if (flags.maxUsd !== undefined && !(Number.isFinite(flags.maxUsd) && flags.maxUsd > 0)) {
-    throw new ConfigError(`bad argument: --max-usd must be a positive number of dollars, got ${flags.maxUsd}`);
+  if (flags.maxUsd !== undefined && !(Number.isFinite(flags.maxUsd) && flags.maxUsd >= 0.000000001)) {
+    throw new ConfigError(`bad argument: --max-usd must be at least 0.000000001 dollars, got ${flags.maxUsd}`);
   }
 
   const chat = e.NEWSLEDGER_CHAT_MODEL;
@@ -202,5 +248,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxUsd: flags.maxUsd ?? e.NEWSLEDGER_MAX_USD,
     },
     schedule: { cron: e.BRIEFING_CRON, timezone: e.BRIEFING_TZ },
+    debug: e.NEWSLEDGER_DEBUG === "1",
   };
 }

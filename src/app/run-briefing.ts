@@ -4,22 +4,24 @@
  * the process and never prints except through `log`.
  */
 import { randomUUID } from "node:crypto";
+import { accessSync, constants, mkdirSync, statSync } from "node:fs";
+import path from "node:path";
 import { buildDailyBriefing } from "../../graphs/daily-briefing";
-import type { Config } from "../config";
+import { ConfigError, type Config } from "../config";
+import { loadPriceSources } from "../ledger/price-book";
 import type { OpenedDatabase } from "../db/client";
 import { Ledger } from "../ledger";
-import { isBudgetExceeded } from "../ledger/budget";
 import { finishRun, startRun } from "../ledger/runs";
-import { openCheckpointer } from "../db/checkpointer";
+import { sharedCheckpointer } from "../db/checkpointer";
 import { createModels } from "../llm/factory";
 import type { Models } from "../llm/types";
 import { initialState, type BriefingState } from "../pipeline/state";
-import { nodeCosts, runCost, type NodeCostRow } from "../report/queries";
+import { feedProblems, nodeCosts, runCost, type NodeCostRow } from "../report/queries";
+import { describeError, outcomeOfError, type RunStatus } from "./outcome";
 import { runThread } from "./thread";
 
 export const WORKFLOW = "daily_briefing";
 
-export type RunStatus = "succeeded" | "halted" | "failed";
 
 export interface BriefingOptions {
   trigger: "manual" | "schedule" | "bench" | "test";
@@ -28,6 +30,8 @@ export interface BriefingOptions {
   models?: Models;
   /** A run id chosen by the caller. */
   runId?: string;
+  /** Aborting it stops the run (a signal): the call in flight ends, the run is recorded as failed. */
+  signal?: AbortSignal;
 }
 
 export interface BriefingResult {
@@ -63,6 +67,8 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   const models = options.models ?? createModels(config);
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
   const runId = options.runId ?? randomUUID();
+  // Bad settings are found before the run row exists and before any paid call.
+  checkBeforeRun(config, feeds);
 
   await startRun(db, {
     id: runId,
@@ -78,10 +84,10 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
     defaultMaxOutputTokens: config.maxOutputTokens,
     pricesFile: config.pricesFile,
   });
-  log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), ${feeds.length} feed source(s)`);
+  log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), feeds ${feeds.join(" ")}`);
 
-  const checkpointer = await openCheckpointer(database);
-  const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer: checkpointer.saver });
+  const checkpointer = await sharedCheckpointer(database);
+  const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer });
   let final: BriefingState | null = null;
   let status: RunStatus = "succeeded";
   let haltReason: string | null = null;
@@ -91,19 +97,23 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
       callbacks: [ledger.handler],
       configurable: { thread_id: runId },
       recursionLimit: 100,
+      signal: options.signal,
     }));
     haltReason = final.haltReason ?? ledger.haltReason;
   } catch (err) {
-    if (isBudgetExceeded(err)) {
-      haltReason = err.reason;
-    } else {
-      status = "failed";
-      error = describeError(err);
-    }
+    ({ status, haltReason, error } = outcomeOfError(err));
+    if (options.signal?.aborted) error = `interrupted: ${String((options.signal.reason as Error)?.message ?? options.signal.reason)}`;
   }
   if (haltReason && status !== "failed") status = "halted";
+  // Every feed unreadable is a failure a schedule must notice, not an empty success.
+  if (status === "succeeded" && final && final.feedsAttempted > 0 && final.feedsFailed === final.feedsAttempted) {
+    status = "failed";
+    error = `no feed could be read (${final.feedsFailed} of ${final.feedsAttempted} failed; the machine may be offline). To run on local files: npm run briefing -- --feeds test/fixtures/feeds`;
+  }
+  if (error && models.provider === "openai-compatible" && /connection error|ECONNREFUSED|fetch failed/i.test(error)) {
+    error += ` (model endpoint ${config.openai.baseURL ?? "https://api.openai.com/v1"})`;
+  }
 
-  await checkpointer.close();
   try {
     await ledger.flush();
   } catch (err) {
@@ -124,12 +134,9 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
 
   const run = await runCost(db, runId);
   const nodes = await nodeCosts(db, runId);
+  for (const problem of await feedProblems(db, runId)) log(`feed ${problem.severity}: ${problem.feed}: ${problem.code}: ${problem.message}`);
   if (final && final.articleIds.length === 0 && status === "succeeded") {
-    log(
-      final.feedsAttempted > 0 && final.feedsFailed === final.feedsAttempted
-        ? "no feed could be read, so there is nothing to summarize; no paid calls made"
-        : "collect: no new articles since the last run; nothing to summarize, no paid calls made",
-    );
+    log("collect: no new articles since the last run; nothing to summarize, no paid calls made");
   }
   if (status === "halted") log(`run halted: ${haltReason}`);
   if (status === "failed") log(`run failed: ${error}`);
@@ -155,10 +162,22 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   };
 }
 
-function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { lc_error_code?: string }).lc_error_code;
-    return code ? `${err.name} (${code}): ${err.message}` : `${err.name}: ${err.message}`;
+/** Throws ConfigError for what would otherwise fail late: no feeds, a bad price file, an unwritable output folder. */
+function checkBeforeRun(config: Config, feeds: string[]): void {
+  if (feeds.length === 0) {
+    throw new ConfigError("bad argument: no feeds given; pass --feeds <url|file|folder> or set FEEDS (see .env.example)");
   }
-  return String(err);
+  try {
+    loadPriceSources(config.pricesFile);
+  } catch (err) {
+    throw new ConfigError(`bad setting: NEWSLEDGER_PRICES: ${(err as Error).message}`);
+  }
+  const out = path.resolve(config.outDir);
+  try {
+    mkdirSync(out, { recursive: true });
+    accessSync(out, constants.W_OK);
+    if (!statSync(out).isDirectory()) throw new Error("it is a file");
+  } catch (err) {
+    throw new ConfigError(`bad setting: NEWSLEDGER_OUT_DIR: cannot write briefings to ${out} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a folder you can write`);
+  }
 }

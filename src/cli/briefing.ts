@@ -13,7 +13,7 @@ Runs the daily briefing once, now. Exit codes: 0 succeeded, 3 halted by a budget
 
 runCli(async () => {
   const flags = parseFlags(
-    process.argv.slice(2),
+    spreadFeeds(process.argv.slice(2)),
     {
       feeds: { type: "string", multiple: true },
       "max-tokens": { type: "string" },
@@ -29,9 +29,24 @@ runCli(async () => {
     maxUsd: parseNumberFlag("max-usd", flags["max-usd"]),
   });
   const database = await openConfiguredDatabase(config);
+  // The first Ctrl-C (delivered several times by the terminal, npm and tsx) stops the run and
+  // records it; a later one quits at once.
+  const controller = new AbortController();
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstSignalAt === 0) {
+      firstSignalAt = Date.now();
+      process.stderr.write(`${signal}: stopping the run and recording it (press again to quit at once)\n`);
+      controller.abort(new Error(`${signal} received`));
+    } else if (Date.now() - firstSignalAt > 1500) {
+      process.exit(130);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     const log = (line: string) => process.stderr.write(`${line}\n`);
-    const result = await runBriefing({ config, database, log }, { trigger: "manual" });
+    const result = await runBriefing({ config, database, log }, { trigger: "manual", signal: controller.signal });
     const run = await runCost(database.db, result.runId);
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -51,3 +66,18 @@ runCli(async () => {
     await database.close();
   }
 });
+
+/** `--feeds a b c` as the usage shows it: each value after --feeds, up to the next flag, is a feed. */
+function spreadFeeds(argv: string[]): string[] {
+  const out: string[] = [];
+  let inFeeds = false;
+  for (const arg of argv) {
+    if (arg === "--feeds") {
+      inFeeds = true;
+      continue;
+    }
+    if (arg.startsWith("-")) inFeeds = false;
+    out.push(...(inFeeds ? ["--feeds", arg] : [arg]));
+  }
+  return out;
+}

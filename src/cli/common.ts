@@ -32,8 +32,9 @@ export function runCli(body: () => Promise<number>): void {
       process.exitCode = code;
     },
     (err: unknown) => {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`newsledger: ${err.message}\n`);
+      // A bad price file is a bad setting too (NEWSLEDGER_PRICES).
+      if (err instanceof ConfigError || (err as Error | undefined)?.name === "PriceFileError") {
+        process.stderr.write(`newsledger: ${(err as Error).message}\n`);
         process.exitCode = 2;
         return;
       }

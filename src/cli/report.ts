@@ -1,19 +1,23 @@
 /** `npm run report -- [--run <id>] [--json]`: the per-node cost table of a run and today's totals, from the views. */
 import { ConfigError, loadConfig } from "../config";
 import { openConfiguredDatabase } from "../db/client";
-import { dailyTable, nodeTable, usd8 } from "../report/format";
-import { dailyCosts, dayIn, lastRunId, nodeCosts, runCost } from "../report/queries";
+import { loadPriceBook } from "../ledger/price-book";
+import { costAsModel, UnknownModelError } from "../ledger/reprice";
+import { dailyTable, nodeTable, table, usd8 } from "../report/format";
+import { dailyCosts, dayIn, lastRunId, matchRunIds, nodeCosts, runCost } from "../report/queries";
 import { parseFlags, runCli } from "./common";
 
-const USAGE = `usage: npm run report -- [--run <id>] [--json]
+const USAGE = `usage: npm run report -- [--run <id>] [--as-model <model>] [--json]
 
-Shows the per-node cost table of the last run (or the given one) and today's totals.`;
+Shows the per-node cost table of the last run (or the given one) and today's totals.
+--as-model prices the run's chat calls, with the same token counts, as another model.`;
 
 runCli(async () => {
   const flags = parseFlags(
     process.argv.slice(2),
     {
       run: { type: "string" },
+      "as-model": { type: "string" },
       json: { type: "boolean", default: false },
     },
     USAGE,
@@ -23,7 +27,13 @@ runCli(async () => {
   const database = await openConfiguredDatabase(config);
   try {
     const db = database.db;
-    const runId = flags.run ?? (await lastRunId(db));
+    let runId = flags.run === undefined ? await lastRunId(db) : null;
+    if (flags.run !== undefined) {
+      const matches = await matchRunIds(db, flags.run);
+      if (matches.length === 0) throw new ConfigError(`bad argument: --run ${flags.run}: no such run in ${database.location} (npm run report shows the latest run's id)`);
+      if (matches.length > 1) throw new ConfigError(`bad argument: --run ${flags.run} is ambiguous: ${matches.join(", ")}; give more of the id`);
+      runId = matches[0];
+    }
     if (!runId) {
       process.stderr.write(`no runs recorded yet in ${database.location}; start one with: npm run briefing -- --feeds test/fixtures/feeds\n`);
       return 1;
@@ -33,8 +43,17 @@ runCli(async () => {
     const nodes = await nodeCosts(db, runId);
     const today = dayIn(config.schedule.timezone);
     const days = await dailyCosts(db, today);
+    let whatIf: Awaited<ReturnType<typeof costAsModel>> | undefined;
+    if (flags["as-model"] !== undefined) {
+      try {
+        whatIf = await costAsModel(db, await loadPriceBook(db, config.pricesFile), runId, flags["as-model"]);
+      } catch (err) {
+        if (err instanceof UnknownModelError) throw new ConfigError(`bad argument: --as-model: ${err.message}`);
+        throw err;
+      }
+    }
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ run, nodes, today: days })}\n`);
+      process.stdout.write(`${JSON.stringify({ run, nodes, today: days, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
       return 0;
     }
     process.stdout.write(
@@ -45,6 +64,16 @@ runCli(async () => {
         `retry tokens ${run.retry_tokens} (${usd8(run.retry_cost_usd)}), unpriced calls ${run.unpriced_calls}, calls with missing usage ${run.missing_usage_calls}\n\n` +
         `today (${today}, ${config.schedule.timezone}):\n${days.length ? dailyTable(days) : "no calls yet today"}\n`,
     );
+    if (whatIf) {
+      process.stdout.write(
+        `\nas ${whatIf.model} (chat calls repriced, same tokens; embeddings unchanged):\n` +
+          table(
+            ["node", "calls", "actual_usd", `as_model_usd`],
+            [...whatIf.nodes.map((n) => [n.node, n.calls, usd8(n.actualUsd), usd8(n.asModelUsd)]), ["TOTAL", "", usd8(whatIf.actualUsd), usd8(whatIf.asModelUsd)]],
+          ) +
+          "\n",
+      );
+    }
     return 0;
   } finally {
     await database.close();

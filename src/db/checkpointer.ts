@@ -15,6 +15,24 @@ export interface OpenedCheckpointer {
   close(): Promise<void>;
 }
 
+const shared = new WeakMap<OpenedDatabase, Promise<PostgresSaver>>();
+
+/**
+ * The database's one checkpointer, opened on first use and closed with the database. One per
+ * database, not per run: PGlite's adapter serves a single connection, so concurrent runs must
+ * share its pool.
+ */
+export function sharedCheckpointer(database: OpenedDatabase): Promise<PostgresSaver> {
+  let saver = shared.get(database);
+  if (!saver) {
+    const opening = openCheckpointer(database);
+    saver = opening.then((c) => c.saver);
+    shared.set(database, saver);
+    database.onClose(async () => (await opening).close());
+  }
+  return saver;
+}
+
 export async function openCheckpointer(database: OpenedDatabase): Promise<OpenedCheckpointer> {
   let pool: pg.Pool;
   if (database.kind === "postgres") {

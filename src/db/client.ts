@@ -3,7 +3,7 @@
  * when no DATABASE_URL is given, a real Postgres through postgres.js when it is. Both get the
  * same schema, migrations and views.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
@@ -13,7 +13,8 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import type { Config } from "../config";
+import { ConfigError, type Config } from "../config";
+import { fileLock } from "./locks";
 import { migrateAndVerify, MIGRATIONS_FOLDER } from "./migrate";
 import * as schema from "./schema";
 
@@ -30,6 +31,25 @@ export interface OpenedDatabase {
   /** The postgres.js URL, when a server is used. */
   url?: string;
   close(): Promise<void>;
+  /** Runs `fn` when the database closes, before the connection ends (for what shares it). */
+  onClose(fn: () => Promise<void>): void;
+}
+
+/** Adds onClose to an opened database: the hooks run once, newest first, then the connection ends. */
+function withCloseHooks(opened: Omit<OpenedDatabase, "onClose">): OpenedDatabase {
+  const hooks: (() => Promise<void>)[] = [];
+  let closing: Promise<void> | undefined;
+  return {
+    ...opened,
+    onClose: (fn) => {
+      hooks.push(fn);
+    },
+    close: () =>
+      (closing ??= (async () => {
+        for (const hook of hooks.reverse()) await hook().catch(() => {});
+        await opened.close();
+      })()),
+  };
 }
 
 export interface OpenOptions {
@@ -87,7 +107,7 @@ export async function openDatabase(options: OpenOptions): Promise<OpenedDatabase
       connection: { "newsledger.tz": tz, TimeZone: "UTC" },
     });
     const db = drizzlePostgres({ client, schema }) as unknown as Database;
-    return {
+    return withCloseHooks({
       db,
       kind: "postgres",
       location,
@@ -95,16 +115,36 @@ export async function openDatabase(options: OpenOptions): Promise<OpenedDatabase
       close: async () => {
         await client.end({ timeout: 5 });
       },
-    };
+    });
   }
 
   const memory = options.dataDir === "memory://" || options.dataDir.startsWith("memory://");
   const location = memory ? "memory://" : path.resolve(options.dataDir);
-  if (!memory) mkdirSync(location, { recursive: true });
+  // PGlite is one process's database: a second process on the same folder corrupts it.
+  const lock = memory ? null : fileLock(location, { name: "newsledger.lock" });
+  if (lock) {
+    try {
+      mkdirSync(location, { recursive: true });
+    } catch (cause) {
+      throw new ConfigError(
+        `bad setting: NEWSLEDGER_DATA_DIR: cannot create the folder ${location} (${(cause as NodeJS.ErrnoException).code}); point it at a folder you can write`,
+      );
+    }
+    if (!statSync(location).isDirectory()) {
+      throw new ConfigError(`bad setting: NEWSLEDGER_DATA_DIR: ${location} is a file, not a folder`);
+    }
+    if (!(await lock.tryAcquire())) {
+      throw new DatabaseError(
+        `another newsledger process is using the embedded database in ${location} (see ${lock.file}); ` +
+          `wait for it to finish, or set NEWSLEDGER_DATA_DIR to another folder, or use DATABASE_URL for several processes`,
+      );
+    }
+  }
   let pglite: PGlite;
   try {
     pglite = await PGlite.create(memory ? undefined : location);
   } catch (cause) {
+    await lock?.release();
     throw new DatabaseError(
       `cannot open the embedded database in ${location}: ${(cause as Error).message}. ` +
         `Is another newsledger process using it? Point NEWSLEDGER_DATA_DIR elsewhere or set DATABASE_URL.`,
@@ -113,15 +153,38 @@ export async function openDatabase(options: OpenOptions): Promise<OpenedDatabase
   }
   await pglite.exec(`SET TIME ZONE 'UTC'; SET newsledger.tz = '${tz.replace(/'/g, "''")}'`);
   const db = drizzlePglite({ client: pglite, schema }) as unknown as Database;
-  if (options.migrate !== false) {
-    try {
+  try {
+    if (options.migrate !== false) {
       await migrateAndVerify(db, (f) => migratePglite(drizzlePglite({ client: pglite }), { migrationsFolder: f }), folder);
-    } catch (cause) {
-      await pglite.close().catch(() => {});
-      throw cause;
     }
+    // Holding the folder's lock, this process is the only one: a run still "running" is one
+    // whose process died (killed, crashed) before it could finish.
+    if (lock) await markAbandonedRuns(db);
+  } catch (cause) {
+    await pglite.close().catch(() => {});
+    await lock?.release();
+    throw cause;
   }
-  return { db, kind: "pglite", location, pglite, close: () => pglite.close() };
+  return withCloseHooks({
+    db,
+    kind: "pglite",
+    location,
+    pglite,
+    close: async () => {
+      await pglite.close();
+      await lock?.release();
+    },
+  });
+}
+
+/** Runs left "running" by a process that is gone become "failed", saying so. */
+export async function markAbandonedRuns(db: Database): Promise<number> {
+  const result = await db.execute(
+    sql`update runs set status = 'failed', finished_at = now(),
+        error = 'the process ended before the run finished (killed or crashed); its recorded calls are kept'
+        where status = 'running' returning id`,
+  );
+  return Array.isArray(result) ? result.length : ((result as { rows?: unknown[] }).rows?.length ?? 0);
 }
 
 /** The database the settings name: Postgres when DATABASE_URL is set, else PGlite in the data folder. */

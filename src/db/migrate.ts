@@ -93,7 +93,9 @@ export async function migrateAndVerify(
   if (pending.length > 0) {
     throw new MigrationError(
       `migrations not applied: ${pending.join(", ")} (journal ${entries.length} vs applied ${entries.length - pending.length}). ` +
-        `A migration was edited after it ran, or the database holds another project's migrations.`,
+        `A migration was edited after it ran, or the database holds another project's migrations. ` +
+        `Point DATABASE_URL at a database of newsledger's own (createdb newsledger), or, if this one is a scratch copy, ` +
+        `drop its schema "drizzle" and newsledger's tables and run again.`,
     );
   }
 }

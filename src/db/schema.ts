@@ -70,6 +70,11 @@ export const nodeRuns = pgTable(
     /** running | ok | error */
     status: text("status", { enum: ["running", "ok", "error"] }).notNull(),
     error: text("error"),
+    /**
+     * The node keeps each call's result as it returns (node metadata newsledger_keeps_results):
+     * when this attempt failed, its ok calls are not wasted (see call_facts.is_wasted).
+     */
+    keepsResults: boolean("keeps_results").notNull().default(false),
     startedAt: tstz("started_at").notNull(),
     finishedAt: tstz("finished_at"),
   },
@@ -204,12 +209,18 @@ export const articles = pgTable(
     firstRunId: text("first_run_id")
       .notNull()
       .references(() => runs.id, { onDelete: "cascade" }),
+    /**
+     * The run that took the article into its briefing: the collecting run, or a later run that
+     * took it over because that one failed or halted before publishing.
+     */
+    runId: text("run_id").references(() => runs.id, { onDelete: "set null" }),
     collectedAt: tstz("collected_at").notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex("articles_canonical_url_uq").on(t.canonicalUrl),
     uniqueIndex("articles_content_hash_uq").on(t.contentHash),
     index("articles_first_run_idx").on(t.firstRunId),
+    index("articles_run_idx").on(t.runId),
   ],
 );
 export type Article = typeof articles.$inferSelect;

@@ -55,7 +55,8 @@ export class BudgetTracker {
     }
     this.maxTokens = limits.maxTokens;
     if (limits.maxUsd !== undefined) {
-      this.maxUsdText = String(limits.maxUsd);
+      // A number as a plain decimal: String(1e-7) would be "1e-7".
+      this.maxUsdText = typeof limits.maxUsd === "number" ? limits.maxUsd.toFixed(12).replace(/\.?0+$/, "") : limits.maxUsd;
       this.maxUsdUnits = usdToUnits(this.maxUsdText);
       if (this.maxUsdUnits <= 0n) throw new RangeError(`budget maxUsd must be positive, got ${limits.maxUsd}`);
     }

@@ -16,6 +16,8 @@ export const EMBEDDING_END = "newsledger.embedding.end";
 export const EMBEDDING_ERROR = "newsledger.embedding.error";
 /** One HTTP attempt of a chat call, seen by ledgerFetch (client-internal retries included). */
 export const HTTP_ATTEMPT = "newsledger.http.attempt";
+/** A node rejected a model reply it could not use (see rejectReply). */
+export const REPLY_REJECTED = "newsledger.reply.rejected";
 
 export interface EmbeddingCallInfo {
   model: string;
@@ -104,6 +106,16 @@ export interface HttpAttemptInfo {
   streamError?: string;
 }
 
+/** What rejectReply tells the handler: the message's ids and text, to find the call that produced it. */
+export interface ReplyRejectedEvent {
+  /** The AIMessage id (the provider's response id, or LangChain's "run-<call run id>"). */
+  messageIds: string[];
+  /** fingerprintOf(the message text), to tell calls apart when a provider repeats ids. */
+  fingerprint: string;
+  reason: string;
+  status: string;
+}
+
 /**
  * Dispatches a ledger event to the handlers of the current run. A BudgetExceededError from the
  * handler (the gate) propagates; anything else (no run in scope, a foreign handler failing) is
@@ -158,4 +170,90 @@ export function fingerprintOf(content: unknown): string {
     }
   }
   return text.replace(/\s+/g, " ").trim().slice(0, 200);
+}
+
+// ---- HTTP attempts made outside any run's scope ------------------------------------------------
+//
+// ledgerFetch announces an attempt through the runnable config in AsyncLocalStorage. That config
+// is not always there: while a chat model streams (`model.stream()`), core runs the stream's
+// generator under `runWithConfig(config, …, avoidCreatingRootRunTree = true)`, which, without a
+// LangSmith tracer, leaves AsyncLocalStorage empty — so fetch runs with no config, and
+// dispatchCustomEvent silently delivers to nobody. An attempt that no handler in scope claimed is
+// offered to every ledger with a chat call in flight; it goes to the call whose request it is
+// (the same last-message fingerprint and model), preferring one with no attempt in flight, then
+// the oldest.
+
+/** A chat call in flight that could own an unscoped HTTP attempt. */
+export interface AttemptCandidate {
+  /** The request's fingerprint and model match the call's (otherwise it is only the sole call in flight). */
+  exact: boolean;
+  /** The call has no other attempt in flight. */
+  free: boolean;
+  startedAt: number;
+  claim(): void;
+}
+
+/** A ledger that can take HTTP attempts nobody in scope claimed (the Recorder). */
+export interface HttpAttemptSink {
+  candidateFor(info: HttpAttemptInfo): AttemptCandidate | null;
+  /** Told when an attempt matched no call anywhere, to be reported as a problem. */
+  unmatched(info: HttpAttemptInfo): void;
+}
+
+const sinks = new Set<WeakRef<HttpAttemptSink>>();
+const claimed = new WeakSet<HttpAttemptInfo>();
+
+/** Adds a ledger with chat calls in flight; returns the handle to remove it with. */
+export function registerAttemptSink(sink: HttpAttemptSink): WeakRef<HttpAttemptSink> {
+  const ref = new WeakRef(sink);
+  sinks.add(ref);
+  return ref;
+}
+
+export function unregisterAttemptSink(ref: WeakRef<HttpAttemptSink>): void {
+  sinks.delete(ref);
+}
+
+/** Called by a ledger that took the attempt (so it is not offered again). */
+export function markAttemptClaimed(info: HttpAttemptInfo): void {
+  claimed.add(info);
+}
+
+function offerUnscopedAttempt(info: HttpAttemptInfo): void {
+  const found: AttemptCandidate[] = [];
+  const live: HttpAttemptSink[] = [];
+  for (const ref of sinks) {
+    const sink = ref.deref();
+    if (!sink) {
+      sinks.delete(ref);
+      continue;
+    }
+    live.push(sink);
+    const c = sink.candidateFor(info);
+    if (c) found.push(c);
+  }
+  const exact = found.filter((c) => c.exact);
+  // Without a matching request, only a lone call in flight (in all ledgers) may take it.
+  const pool = exact.length > 0 ? exact : found.length === 1 ? found : [];
+  const best = pool.sort((a, b) => Number(b.free) - Number(a.free) || a.startedAt - b.startedAt)[0];
+  if (best) {
+    best.claim();
+    return;
+  }
+  for (const sink of live) sink.unmatched(info);
+}
+
+/**
+ * Announces one HTTP attempt (ledgerFetch): to the handlers of the run in scope, and when none
+ * took it (no run in scope, as inside a streamed call), to the ledgers with a matching call in
+ * flight. Never throws.
+ */
+export async function announceHttpAttempt(info: HttpAttemptInfo): Promise<void> {
+  await dispatchLedgerEvent(HTTP_ATTEMPT, info).catch(() => {});
+  if (claimed.has(info)) return;
+  try {
+    offerUnscopedAttempt(info);
+  } catch {
+    /* accounting never breaks the call */
+  }
 }

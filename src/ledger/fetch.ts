@@ -9,12 +9,13 @@
  *    keeps filling in: status, error code, the response's model as its first chunk names it (the
  *    aggregated message can carry it doubled), usage, provider-reported cost, and whether a
  *    streamed body ended with "[DONE]" or broke off. The response body the client reads is the
- *    server's, byte for byte.
+ *    server's, byte for byte. Inside a streamed call (`model.stream()`) no run is in scope; the
+ *    attempt then goes to the ledger whose call in flight sent that request (announceHttpAttempt).
  * Anything else passes through untouched. The wrapper never makes a call fail: its own errors are
  * swallowed; only the budget gate (a BudgetExceededError before an embeddings call) is thrown.
  */
 import { randomUUID } from "node:crypto";
-import { dispatchLedgerEvent, fingerprintOf, HTTP_ATTEMPT, trackEmbeddingCall, type EmbeddingCallResult, type HttpAttemptInfo, type RawUsage } from "./events";
+import { announceHttpAttempt, fingerprintOf, trackEmbeddingCall, type EmbeddingCallResult, type HttpAttemptInfo, type RawUsage } from "./events";
 import { isBudgetExceeded } from "./budget";
 import { estimateEmbeddingTokens } from "./tokens";
 
@@ -125,7 +126,8 @@ async function chatAttempt(base: typeof fetch, input: FetchInput, init: FetchIni
     fingerprint: requestFingerprint(body),
     startedAt: Date.now(),
   };
-  await dispatchLedgerEvent(HTTP_ATTEMPT, attempt).catch(() => {});
+  // To the run in scope; inside a streamed call there is none, and the ledgers match it by request.
+  await announceHttpAttempt(attempt);
   let res: Response;
   try {
     res = await base(input, init);

@@ -20,10 +20,12 @@ import {
   EMBEDDING_ERROR,
   EMBEDDING_START,
   HTTP_ATTEMPT,
+  REPLY_REJECTED,
   type EmbeddingEndEvent,
   type EmbeddingErrorEvent,
   type EmbeddingStartEvent,
   type HttpAttemptInfo,
+  type ReplyRejectedEvent,
 } from "./events";
 import type { Recorder } from "./recorder";
 
@@ -132,6 +134,10 @@ export class LedgerHandler extends BaseCallbackHandler {
         return;
       case HTTP_ATTEMPT:
         this.recorder.guard("http attempt", () => this.recorder.httpAttempt(data as HttpAttemptInfo, runId));
+        return;
+      case REPLY_REJECTED:
+        // A node rejected a reply (rejectReply): that call's row becomes parse_error; written at the node's end.
+        this.recorder.guard("reply rejected", () => this.recorder.replyRejected(data as ReplyRejectedEvent, runId));
         return;
       default:
         return;

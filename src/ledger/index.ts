@@ -6,6 +6,8 @@
  *   const runId = await startRun(db, { workflow, trigger, provider, limits });
  *   const ledger = await Ledger.open({ db, runId, budget, defaultMaxOutputTokens });
  *   await graph.invoke(input, { callbacks: [ledger.handler] });   // models use ledgerFetch()
+ *   // A node that keeps each call's result: addNode(name, fn, { metadata: keepsResults() }), and
+ *   // rejectReply(message, err) for a reply it could not use (see replies.ts).
  *   await ledger.flush();
  *   await finishRun(db, runId, { status, haltReason: ledger.haltReason });
  */
@@ -105,6 +107,7 @@ export { Recorder, LedgerWriteError, type LedgerAlert, type AlertKind } from "./
 export { BudgetExceededError, isBudgetExceeded, BudgetTracker, type BudgetLimits } from "./budget";
 export { ledgerFetch } from "./fetch";
 export { trackEmbeddingCall } from "./events";
+export { KEEPS_RESULTS_METADATA, keepsResults, rejectReply, type ReplyMessage } from "./replies";
 export { retryOn } from "./retry";
 export { classifyError } from "./errors";
 export { startRun, finishRun } from "./runs";

@@ -14,12 +14,19 @@ import { BudgetTracker, isBudgetExceeded, type BudgetLimits, type Charge } from 
 import { parseDecimal, formatUnits } from "./decimal";
 import {
   fingerprintOf,
+  markAttemptClaimed,
+  registerAttemptSink,
+  unregisterAttemptSink,
+  type AttemptCandidate,
   type EmbeddingEndEvent,
   type EmbeddingErrorEvent,
   type EmbeddingStartEvent,
   type HttpAttemptInfo,
+  type HttpAttemptSink,
   type RawUsage,
+  type ReplyRejectedEvent,
 } from "./events";
+import { KEEPS_RESULTS_METADATA } from "./replies";
 import { cleanModelName, conservativeRate, COST_SCALE, costUnits, priceCall, ratesForEstimate, type PriceBook } from "./pricing";
 import { contentText, countTextTokens, estimateMessagesTokens } from "./tokens";
 import { upsertCalls, upsertNodeRuns, type NewNodeRun } from "./writer";
@@ -54,6 +61,11 @@ interface NodeAttempt {
   error: string | null;
   /** The status given to this attempt's successful calls when the attempt failed. */
   failureClass: string | null;
+  /**
+   * The node keeps each call's result as it returns (node metadata, see keepsResults()): a failed
+   * attempt leaves its successful calls ok; only the replies it rejected (rejectReply) are wasted.
+   */
+  keepsResults: boolean;
   startedAt: Date;
   finishedAt: Date | null;
   rowIds: Set<string>;
@@ -76,6 +88,11 @@ interface CallState {
   streamedText: string;
   http: HttpAttemptInfo[];
   ended: boolean;
+  /** The reply message's ids (response id, "run-<call id>"), for rejectReply. */
+  replyIds: string[];
+  /** fingerprintOf the reply text. */
+  replyFingerprint: string;
+  rejected: boolean;
 }
 
 interface Usage {
@@ -166,13 +183,16 @@ function normaliseCost(v: unknown): string | null {
   return null;
 }
 
+/** A call with no HTTP attempt in flight (a call's attempts are sequential). */
+const isFree = (c: CallState) => c.http.every((a) => a.finishedAt !== undefined);
+
 function httpClass(status: number, code?: string, message?: string): string {
   if (code === "insufficient_quota" || (status === 429 && /quota/i.test(message ?? ""))) return "quota";
   if (code === "context_length_exceeded") return "context_overflow";
   return `http_${status}`;
 }
 
-export class Recorder {
+export class Recorder implements HttpAttemptSink {
   readonly runId: string;
   readonly book: PriceBook;
   readonly budget: BudgetTracker;
@@ -188,6 +208,10 @@ export class Recorder {
   /** Calls started and not yet ended (what an HTTP attempt can belong to). */
   private readonly openCalls = new Set<CallState>();
   private readonly seenAttempts = new Set<string>();
+  /** Ended chat calls by the ids of their reply message (a provider may repeat an id). */
+  private readonly callsByReplyId = new Map<string, CallState[]>();
+  /** Registered for unscoped HTTP attempts while chat calls are in flight. */
+  private sinkRef: WeakRef<HttpAttemptSink> | null = null;
 
   private readonly rows = new Map<string, NewLlmCall>();
   private readonly versions = new Map<string, number>();
@@ -319,6 +343,7 @@ export class Recorder {
       status: "running",
       error: null,
       failureClass: null,
+      keepsResults: metadata?.[KEEPS_RESULTS_METADATA] === true,
       startedAt: this.now(),
       finishedAt: null,
       rowIds: new Set(),
@@ -358,8 +383,9 @@ export class Recorder {
       na.status = "error";
       na.error = describeError(err);
       na.failureClass = nodeFailureClass(err);
-      // Calls that succeeded inside a failed attempt billed tokens whose result was thrown away.
-      for (const id of na.rowIds) {
+      // Calls that succeeded inside a failed attempt billed tokens whose result was thrown away,
+      // unless the node keeps its results (then only the replies it rejected are wasted).
+      if (!na.keepsResults) for (const id of na.rowIds) {
         const row = this.rows.get(id);
         if (row && row.status === "ok") {
           row.status = na.failureClass;
@@ -440,10 +466,14 @@ export class Recorder {
       streamedText: "",
       http: [],
       ended: false,
+      replyIds: [],
+      replyFingerprint: "",
+      rejected: false,
     };
     this.calls.set(runId, call);
     this.openCalls.add(call);
     na?.rowIds.add(runId);
+    this.sinkRef ??= registerAttemptSink(this);
   }
 
   newToken(runId: string, token: string): void {
@@ -453,24 +483,59 @@ export class Recorder {
     if (call.streamedText.length < 200_000) call.streamedText += token;
   }
 
-  /** An HTTP attempt seen by ledgerFetch; `runId` is the run in whose context fetch ran. */
+  /**
+   * An HTTP attempt seen by ledgerFetch; `runId` is the run in whose context fetch ran. When no
+   * call of this ledger is open under that run, the attempt is left unclaimed: it is then offered
+   * by request (candidateFor) to every ledger with calls in flight.
+   */
   httpAttempt(info: HttpAttemptInfo, runId: string): void {
     if (!info || typeof info !== "object" || !info.id) return;
     if (this.seenAttempts.has(info.id)) return;
-    this.seenAttempts.add(info.id);
     const open = [...this.openCalls].filter((c) => c.kind === "chat" && !c.ended && (c.id === runId || c.ancestors.includes(runId)));
-    if (open.length === 0) {
-      this.problem("http attempt", new Error(`no open chat call under run ${runId} for ${info.path}`));
-      return;
-    }
+    if (open.length === 0) return;
     let pick: CallState | undefined = open.length === 1 ? open[0] : undefined;
     if (!pick) {
       const same = open.filter((c) => c.fingerprint === info.fingerprint);
       const pool = same.length > 0 ? same : open;
       // The oldest call with no attempt in flight; HTTP attempts of one call are sequential.
-      pick = pool.find((c) => c.http.every((a) => a.finishedAt !== undefined)) ?? pool[0];
+      pick = pool.find(isFree) ?? pool[0];
     }
-    pick!.http.push(info);
+    this.takeAttempt(pick!, info);
+  }
+
+  private takeAttempt(call: CallState, info: HttpAttemptInfo): void {
+    this.seenAttempts.add(info.id);
+    call.http.push(info);
+    markAttemptClaimed(info);
+  }
+
+  /**
+   * An HTTP attempt made with no run in scope (a streamed call): this ledger's open chat call that
+   * sent that request, if any. exact: the request's last message and model match the call's;
+   * otherwise only a lone open chat call is offered (and taken only if it is the only one anywhere).
+   */
+  candidateFor(info: HttpAttemptInfo): AttemptCandidate | null {
+    if (!info || typeof info !== "object" || !info.id || this.seenAttempts.has(info.id)) return null;
+    const open = [...this.openCalls].filter(
+      (c) => c.kind === "chat" && !c.ended && (c.requestModel === null || info.requestModel === null || c.requestModel === info.requestModel),
+    );
+    const same = open.filter((c) => c.fingerprint === info.fingerprint);
+    const pool = same.length > 0 ? same : open.length === 1 ? open : [];
+    if (pool.length === 0) return null;
+    // Oldest first (openCalls keeps insertion order); one with no attempt in flight first.
+    const call = pool.find(isFree) ?? pool[0]!;
+    return {
+      exact: same.length > 0,
+      free: isFree(call),
+      startedAt: call.startedAt.getTime(),
+      claim: () => this.guard("http attempt", () => this.takeAttempt(call, info)),
+    };
+  }
+
+  unmatched(info: HttpAttemptInfo): void {
+    if ([...this.openCalls].some((c) => c.kind === "chat")) {
+      this.problem("http attempt", new Error(`an HTTP attempt to ${info?.path} matched no open chat call`));
+    }
   }
 
   chatEnd(output: unknown, runId: string): void {
@@ -499,6 +564,7 @@ export class Recorder {
       error = "the stream ended without a finish reason or usage";
     }
     const text = typeof gen?.text === "string" && gen.text !== "" ? gen.text : contentText(msg?.content).text || call.streamedText;
+    this.indexReply(call, [(msg as { id?: unknown } | undefined)?.id, meta.id, `run-${call.id}`], text);
     const rawCost = (meta.usage as { cost?: unknown } | undefined)?.cost;
     charges.push(
       this.putRow(call, {
@@ -518,6 +584,45 @@ export class Recorder {
       }),
     );
     this.settle(call, charges);
+  }
+
+  private indexReply(call: CallState, ids: unknown[], text: string): void {
+    call.replyFingerprint = fingerprintOf(text);
+    for (const id of ids) {
+      if (typeof id !== "string" || id === "" || call.replyIds.includes(id)) continue;
+      call.replyIds.push(id);
+      const list = this.callsByReplyId.get(id);
+      if (list) list.push(call);
+      else this.callsByReplyId.set(id, [call]);
+    }
+  }
+
+  /**
+   * A node rejected a reply (rejectReply): the call that produced it becomes parse_error, its
+   * tokens wasted. Found by the message id among the calls under the run in scope (the node
+   * attempt), the reply text breaking ties; without an id, by the text alone.
+   */
+  replyRejected(data: ReplyRejectedEvent, runId: string): void {
+    if (!data || typeof data !== "object") return;
+    const under = (c: CallState) => c.id === runId || c.ancestors.includes(runId);
+    const byId = [...new Set((data.messageIds ?? []).flatMap((id) => this.callsByReplyId.get(id) ?? []))];
+    let pool = byId.length > 0 ? byId : [...this.calls.values()].filter((c) => c.kind === "chat" && c.ended && under(c) && c.replyFingerprint === data.fingerprint);
+    if (pool.length > 1) pool = pool.filter(under).length > 0 ? pool.filter(under) : pool;
+    if (pool.length > 1) pool = pool.filter((c) => c.replyFingerprint === data.fingerprint).length > 0 ? pool.filter((c) => c.replyFingerprint === data.fingerprint) : pool;
+    if (pool.length > 1) pool = pool.filter((c) => !c.rejected).length > 0 ? pool.filter((c) => !c.rejected) : pool;
+    // Still several: identical replies to the same request in one attempt; the latest is the one just read.
+    const call = pool[pool.length - 1];
+    if (!call) {
+      this.problem("reply rejected", new Error(`no call of this run produced the rejected reply ${data.messageIds?.join(", ") || `"${data.fingerprint.slice(0, 60)}"`}`));
+      return;
+    }
+    call.rejected = true;
+    const row = this.rows.get(call.id);
+    if (row && row.status === "ok") {
+      row.status = str(data.status) ?? "parse_error";
+      row.error = `reply rejected: ${data.reason}`;
+      this.markCall(row.id);
+    }
   }
 
   chatError(err: unknown, runId: string): void {
@@ -639,6 +744,9 @@ export class Recorder {
       streamedText: "",
       http: [],
       ended: false,
+      replyIds: [],
+      replyFingerprint: "",
+      rejected: false,
     };
     this.calls.set(data.callId, call);
     this.openCalls.add(call);
@@ -704,7 +812,7 @@ export class Recorder {
     const na = call.attemptRef;
     let status = f.status;
     let error = f.error;
-    if (status === "ok" && na?.status === "error" && na.failureClass) {
+    if (status === "ok" && na?.status === "error" && na.failureClass && !na.keepsResults) {
       status = na.failureClass;
       error = `node attempt failed: ${na.error}`;
     }
@@ -793,6 +901,10 @@ export class Recorder {
   /** Settles a call's reservation: real usage where known, the whole reservation where usage is missing. */
   private settle(call: CallState, charges: Charge[]): void {
     this.openCalls.delete(call);
+    if (this.sinkRef && ![...this.openCalls].some((c) => c.kind === "chat")) {
+      unregisterAttemptSink(this.sinkRef);
+      this.sinkRef = null;
+    }
     const reserved = this.budget.reservation(call.id) ?? { tokens: call.estimatedInputTokens + call.maxOutputTokens, usdUnits: 0n };
     let tokens = 0;
     let usdUnits = 0n;
@@ -833,6 +945,7 @@ export class Recorder {
       step: na.step,
       status: na.status,
       error: na.error,
+      keepsResults: na.keepsResults,
       startedAt: na.startedAt,
       finishedAt: na.finishedAt,
     };

@@ -15,6 +15,11 @@ export function encodingFor(model: string | null | undefined): TiktokenEncoding 
   return "o200k_base";
 }
 
+/** The shared encoder for a model's encoding (built on first use). */
+export function tokenizerFor(model?: string | null): Tiktoken {
+  return encoder(encodingFor(model));
+}
+
 function encoder(encoding: TiktokenEncoding): Tiktoken {
   let e = encoders.get(encoding);
   if (!e) {

@@ -1,7 +1,9 @@
 /** Calling a chat model for a JSON reply, and checking that reply against the stage's schema. */
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
-import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
+import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
+import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import { z } from "zod";
+import { rejectReply } from "../ledger/replies";
 
 /** The reply was not the JSON the stage asked for. Thrown so the node's retry policy retries. */
 export class ModelReplyError extends Error {
@@ -40,13 +42,63 @@ export function parseReply<T>(reply: string, schema: z.ZodType<T>, what: string)
 }
 
 /**
- * One chat call, returning the reply text. Streaming goes through `.stream()` and joins the
+ * An abort signal for one call, following the node's (from the runnable config in scope). The
+ * openai SDK adds an abort listener to the signal of every request it sends and never removes it;
+ * with the node's own signal, a node making more than 10 calls trips Node's
+ * MaxListenersExceededWarning. A per-call signal carries those listeners away with the call.
+ */
+function callSignal(): { signal?: AbortSignal; release(): void } {
+  const parent = AsyncLocalStorageProviderSingleton.getRunnableConfig()?.signal as AbortSignal | undefined;
+  if (!parent) return { release() {} };
+  const controller = new AbortController();
+  if (parent.aborted) {
+    controller.abort(parent.reason);
+    return { signal: controller.signal, release() {} };
+  }
+  const onAbort = () => controller.abort(parent.reason);
+  parent.addEventListener("abort", onAbort, { once: true });
+  return { signal: controller.signal, release: () => parent.removeEventListener("abort", onAbort) };
+}
+
+/**
+ * One chat call, returning the reply message. Streaming goes through `.stream()` and joins the
  * chunks (the last one carries the usage); never `streaming: true` with invoke, which makes
  * the client count tokens through a remote download.
  */
+export async function completeMessage(model: BaseChatModel, messages: BaseMessage[], options: { stream: boolean }): Promise<AIMessage | AIMessageChunk> {
+  const { signal, release } = callSignal();
+  try {
+    if (!options.stream) return await model.invoke(messages, { signal });
+    let reply: AIMessageChunk | undefined;
+    for await (const chunk of await model.stream(messages, { signal })) reply = reply ? reply.concat(chunk) : chunk;
+    return reply ?? new AIMessage("");
+  } finally {
+    release();
+  }
+}
+
+/** One chat call, returning the reply text (see completeMessage). */
 export async function complete(model: BaseChatModel, messages: BaseMessage[], options: { stream: boolean }): Promise<string> {
-  if (!options.stream) return (await model.invoke(messages)).text;
-  let reply: AIMessageChunk | undefined;
-  for await (const chunk of await model.stream(messages)) reply = reply ? reply.concat(chunk) : chunk;
-  return reply?.text ?? "";
+  return (await completeMessage(model, messages, options)).text;
+}
+
+/**
+ * One chat call whose reply is parsed with the stage's schema. A reply that does not parse is
+ * reported to the ledger (rejectReply: that call's tokens were wasted) before the ModelReplyError
+ * is thrown, so a node that keeps its other results loses only this one.
+ */
+export async function completeJson<T>(
+  model: BaseChatModel,
+  messages: BaseMessage[],
+  schema: z.ZodType<T>,
+  what: string,
+  options: { stream: boolean },
+): Promise<T> {
+  const reply = await completeMessage(model, messages, options);
+  try {
+    return parseReply(reply.text, schema, what);
+  } catch (err) {
+    if (err instanceof ModelReplyError) await rejectReply(reply, err);
+    throw err;
+  }
 }

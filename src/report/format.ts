@@ -14,6 +14,12 @@ export function table(headers: string[], body: (string | number)[][]): string {
   return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
 }
 
+/** A cost cell: unpriced calls are named, and a total with no usage at all is not "unpriced". */
+function costCell(cost: string | null, unpriced: number, missingUsage: number): string {
+  if (cost === null && unpriced === 0) return missingUsage > 0 ? `n/a (${missingUsage} without usage)` : "n/a";
+  return usd8(cost) + (unpriced ? ` (+${unpriced} unpriced)` : "");
+}
+
 export function nodeTable(nodes: NodeCostRow[], run: RunCostRow | null): string {
   const body = nodes.map((n) => [
     n.node,
@@ -23,7 +29,7 @@ export function nodeTable(nodes: NodeCostRow[], run: RunCostRow | null): string 
     n.cached_input_tokens,
     n.output_tokens,
     n.total_tokens,
-    usd8(n.cost_usd) + (n.unpriced_calls ? ` (+${n.unpriced_calls} unpriced)` : ""),
+    costCell(n.cost_usd, n.unpriced_calls, n.missing_usage_calls),
     n.latency_ms_total,
     n.latency_ms_p95 ?? "-",
   ]);
@@ -31,12 +37,12 @@ export function nodeTable(nodes: NodeCostRow[], run: RunCostRow | null): string 
     body.push([
       "TOTAL",
       run.calls,
-      "",
+      run.retries,
       run.input_tokens,
       run.cached_input_tokens,
       run.output_tokens,
       run.total_tokens,
-      usd8(run.cost_usd) + (run.unpriced_calls ? ` (+${run.unpriced_calls} unpriced)` : ""),
+      costCell(run.cost_usd, run.unpriced_calls, run.missing_usage_calls),
       "",
       "",
     ]);

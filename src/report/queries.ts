@@ -36,7 +36,10 @@ export interface RunCostRow {
   halt_reason: string | null;
   started_at: string;
   finished_at: string | null;
+  /** Model calls (an HTTP retry is an attempt of the same call). */
   calls: number;
+  attempts: number;
+  retries: number;
   input_tokens: number;
   cached_input_tokens: number;
   output_tokens: number;
@@ -108,6 +111,8 @@ function toRunCost(r: Record<string, unknown>): RunCostRow {
     started_at: iso(r.started_at)!,
     finished_at: iso(r.finished_at),
     calls: num(r.calls),
+    attempts: num(r.attempts),
+    retries: num(r.retries),
     input_tokens: num(r.input_tokens),
     cached_input_tokens: num(r.cached_input_tokens),
     output_tokens: num(r.output_tokens),
@@ -127,6 +132,14 @@ export async function runCost(db: Database, runId: string): Promise<RunCostRow |
   return r ? toRunCost(r) : null;
 }
 
+/** The feed errors and warnings of a run, errors first. */
+export async function feedProblems(db: Database, runId: string): Promise<{ feed: string; severity: string; code: string; message: string }[]> {
+  const result = await db.execute(
+    sql`select feed, severity, code, message from feed_errors where run_id = ${runId} order by severity, id`,
+  );
+  return rows(result).map((r) => ({ feed: String(r.feed), severity: String(r.severity), code: String(r.code), message: String(r.message) }));
+}
+
 /** The most recent run, or null when there is none. */
 export async function lastRunId(db: Database, workflow?: string): Promise<string | null> {
   const result = workflow
@@ -134,6 +147,18 @@ export async function lastRunId(db: Database, workflow?: string): Promise<string
     : await db.execute(sql`select id from runs order by started_at desc limit 1`);
   const r = rows(result)[0];
   return r ? String(r.id) : null;
+}
+
+/**
+ * A run by its id or a unique prefix of it (the briefing file names show the first 8 characters).
+ * Returns the ids that match: none, one, or several when the prefix is ambiguous.
+ */
+export async function matchRunIds(db: Database, idOrPrefix: string): Promise<string[]> {
+  const exact = rows(await db.execute(sql`select id from runs where id = ${idOrPrefix}`));
+  if (exact.length > 0) return [String(exact[0].id)];
+  if (!/^[0-9a-f-]{4,}$/i.test(idOrPrefix)) return [];
+  const like = `${idOrPrefix.toLowerCase().replace(/[%_]/g, "")}%`;
+  return rows(await db.execute(sql`select id from runs where id like ${like} order by started_at desc limit 5`)).map((r) => String(r.id));
 }
 
 /** Totals for one calendar day (in the zone the database session uses for newsledger.tz). */

@@ -11,6 +11,7 @@ import {
   memoryLock,
   pgAdvisoryLock,
   startSchedule,
+  systemClock,
   validateSchedule,
   type Clock,
   type RunLock,
@@ -50,6 +51,8 @@ export interface ScheduleCliDeps {
 }
 
 const PREFIX = "newsledger schedule";
+/** Signals closer together than this are one Ctrl-C delivered several times. */
+export const DUPLICATE_SIGNAL_MS = 1500;
 const SIGNAL_EXIT: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export function defaultRunLock(config: Config): RunLock {
@@ -80,17 +83,23 @@ export async function runScheduleCli(deps: ScheduleCliDeps): Promise<number> {
 
   // Signals from here on: the first stops, a second aborts.
   let signalled: StopSignal | undefined;
+  let signalledAt = 0;
+  const now = () => (deps.clock ?? systemClock).now();
   let onStop: (() => void) | undefined;
   const stopRequested = new Promise<void>((resolve) => (onStop = resolve));
   let schedule: Schedule | undefined;
   const handler = (signal: NodeJS.Signals) => {
     const sig = signal as StopSignal;
+    // Ctrl-C reaches every process of the terminal's group, and npm and tsx pass it on as well:
+    // the same keypress arrives two or three times within a moment. Only a later one aborts.
+    if (signalled && now() - signalledAt < DUPLICATE_SIGNAL_MS) return;
     if (signalled) {
       err(`${PREFIX}: second ${sig}: aborting without waiting for the running briefing`);
       deps.exit(SIGNAL_EXIT[sig] ?? 1);
       return;
     }
     signalled = sig;
+    signalledAt = now();
     const busy = schedule?.isRunning() ?? false;
     out(
       `${PREFIX}: ${sig} received, stopping` +

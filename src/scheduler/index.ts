@@ -18,7 +18,7 @@ import {
   type CronSpec,
   type ScheduleLabels,
 } from "./cron-time";
-import type { RunLock } from "./locks";
+import type { RunLock } from "../db/locks";
 
 export {
   compileCron,
@@ -39,7 +39,7 @@ export {
   type FileLockOptions,
   type PgAdvisoryLock,
   type RunLock,
-} from "./locks";
+} from "../db/locks";
 
 /** Time and timers; injected by tests. Delays are in ms. */
 export interface Clock {

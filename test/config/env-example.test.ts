@@ -9,7 +9,7 @@ const entries = new Map(
   example
     .split("\n")
     .filter((l) => /^[A-Z][A-Z0-9_]*=/.test(l))
-    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as const),
+    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^"(.*)"$/, "$1")] as const),
 );
 
 describe(".env.example", () => {
@@ -57,7 +57,16 @@ describe("loadConfig", () => {
     expect(c.models).toEqual({ summarize: "gpt-4.1", generate_social: "gpt-4.1", validate: "gpt-4.1-nano", embedding: "text-embedding-3-small" });
   });
 
+  it("refuses a misspelt setting and suggests the right name", () => {
+    expect(() => loadConfig({ NEWSLEDGER_MAX_TOKEN: "5" })).toThrow(
+      "unknown setting NEWSLEDGER_MAX_TOKEN (did you mean NEWSLEDGER_MAX_TOKENS?); every setting is listed in .env.example",
+    );
+  });
+
   it("names the bad setting and what is wrong", () => {
+    expect(() => loadConfig({ DATABASE_URL: "mysql://x@y/z" })).toThrow("DATABASE_URL: must be a postgres:// or postgresql:// URL");
+    expect(() => loadConfig({ NEWSLEDGER_MAX_TOKENS: "2.5" })).toThrow("NEWSLEDGER_MAX_TOKENS: must be a whole number");
+    expect(() => loadConfig({ NEWSLEDGER_CONCURRENCY: "0" })).toThrow("NEWSLEDGER_CONCURRENCY: must be at least 1");
     expect(() => loadConfig({ NEWSLEDGER_MAX_TOKENS: "lots" })).toThrow(/NEWSLEDGER_MAX_TOKENS/);
     expect(() => loadConfig({ DATABASE_URL: "not a url" })).toThrow(ConfigError);
     expect(() => loadConfig({ BRIEFING_TZ: "Mars/Olympus" })).toThrow(/BRIEFING_TZ: "Mars\/Olympus" is not an IANA time zone/);

@@ -17,7 +17,9 @@ export function memoryDb(timezone = "UTC"): Promise<OpenedDatabase> {
 /** describe() that runs only when a real Postgres is configured, and says why it skipped. */
 export const describePg: typeof describe = ((name: string, fn: () => void) => {
   if (!TEST_DATABASE_URL) {
-    return describe.skip(`${name} [skipped: set TEST_DATABASE_URL to a Postgres URL to run it; .ci/run does]`, fn);
+    const why = `${name} [skipped: set TEST_DATABASE_URL to a Postgres URL to run it; .ci/run does]`;
+    console.warn(why);
+    return describe.skip(why, fn);
   }
   return describe(name, fn);
 }) as typeof describe;
@@ -60,6 +62,10 @@ import path from "node:path";
 export const SHARED_DIR = path.resolve(__dirname, "../../../shared");
 export const HAS_SHARED = existsSync(path.join(SHARED_DIR, "feeds", "MANIFEST.md"));
 export const describeShared: typeof describe = ((name: string, fn: () => void) => {
-  if (!HAS_SHARED) return describe.skip(`${name} [skipped: ../shared is absent; it holds the real feeds and cases]`, fn);
+  if (!HAS_SHARED) {
+    const why = `${name} [skipped: ../shared is absent; it holds the real feeds and cases]`;
+    console.warn(why);
+    return describe.skip(why, fn);
+  }
   return describe(name, fn);
 }) as typeof describe;

@@ -48,7 +48,7 @@ describe("the briefing document", () => {
         "",
         "## 1. ferry · strike",
         "",
-        "- **Ferry strike** (City Desk, 2024-05-02): Crews walked out. [Source](https://news.example.org/a)",
+        "- **Ferry strike** (City Desk, 2024-05-02): Crews walked out. [Source](<https://news.example.org/a>)",
         "",
         "### Posts",
         "",
@@ -103,5 +103,12 @@ describe("publish on PGlite", () => {
     expect(stored.map((b) => [b.runId, b.day, b.markdownPath])).toEqual([["abcdef0123456789", "2024-05-01", state.briefingPath]]);
     expect(stored[0]!.markdown).toBe(markdown);
     expect(deps.lines.at(-1)).toBe(`publish: 2 stories, 5 posts, 1 held back → ${state.briefingPath}`);
+  });
+});
+
+describe("the Markdown of feed text", () => {
+  it("shows Markdown and script links from a feed as text, never as links", async () => {
+    const { escapeMarkdown } = await import("../../src/pipeline/publish/briefing");
+    expect(escapeMarkdown("Deal [click](javascript:alert(1)) *now*")).toBe("Deal \\[click\\]\\(javascript:alert\\(1\\)\\) \\*now\\*");
   });
 });

@@ -89,11 +89,28 @@ describe("schedule CLI (in-process)", () => {
     });
     await h.clock.advanceTo(T0 + 5_000);
     h.signals.emit("SIGTERM", "SIGTERM");
+    await h.clock.advanceTo(T0 + 7_000);
     h.signals.emit("SIGINT", "SIGINT");
     expect(h.exits).toEqual([130]);
     expect(h.err.at(-1)).toBe("newsledger schedule: second SIGINT: aborting without waiting for the running briefing");
     await h.clock.advanceTo(T0 + 70_000); // let the fake run end so the test leaves nothing behind
     expect(await h.done).toBe(0);
+  });
+
+  it("takes one Ctrl-C delivered several times at once (terminal group, npm, tsx) as one signal", async () => {
+    const h = harness({ BRIEFING_CRON: "*/10 * * * * *" }, async () => {
+      await h.clock.sleep(20_000);
+      return { runId: "r", status: "succeeded", exitCode: 0 };
+    });
+    await h.clock.advanceTo(T0 + 5_000);
+    h.signals.emit("SIGINT", "SIGINT");
+    h.signals.emit("SIGINT", "SIGINT");
+    h.signals.emit("SIGINT", "SIGINT");
+    expect(h.exits).toEqual([]);
+    await h.clock.advanceTo(T0 + 30_000);
+    expect(await h.done).toBe(0);
+    expect(h.out.at(-1)).toBe("newsledger schedule: stopped");
+    expect(h.runBriefing).toHaveBeenCalledTimes(1);
   });
 
   it("SIGINT when idle stops at once with exit 0", async () => {

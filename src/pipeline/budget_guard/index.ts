@@ -20,7 +20,8 @@ export function budgetHaltReason(spent: { tokens: number; usd: string }, limits:
   if (limits.maxTokens !== undefined && spent.tokens >= limits.maxTokens) {
     return `run max tokens ${limits.maxTokens} reached: ${spent.tokens} tokens spent`;
   }
-  if (limits.maxUsd !== undefined && compareDecimal(spent.usd, String(limits.maxUsd)) >= 0) {
+  // toFixed, not String: String(1e-7) is "1e-7", which is no decimal.
+  if (limits.maxUsd !== undefined && compareDecimal(spent.usd, limits.maxUsd.toFixed(12)) >= 0) {
     return `run max USD ${limits.maxUsd} reached: $${spent.usd} spent`;
   }
   return null;

@@ -3,9 +3,10 @@
  * a broken feed is recorded in feed_errors and the run goes on. New articles are deduplicated by
  * canonical link and by content hash, within the run and against the database, and stored.
  */
-import { inArray, or } from "drizzle-orm";
+import { inArray, or, sql } from "drizzle-orm";
 import type { Config } from "../../config";
 import type { Database } from "../../db/client";
+import { rows } from "../../db/migrate";
 import { articles, feedErrors } from "../../db/schema";
 import { forEachLimited } from "../concurrency";
 import type { Deps } from "../deps";
@@ -72,14 +73,18 @@ export async function collect(state: BriefingState, deps: Deps): Promise<Briefin
   const distinct = dropDuplicates(newestFirst(outcomes.flatMap((outcome) => outcome.candidates)));
   const unseen = await dropAlreadyStored(db, distinct);
   const chosen = unseen.slice(0, config.collect.maxArticlesPerRun);
-  const articleIds = await insertArticles(db, state.runId, chosen);
+  const newIds = await insertArticles(db, state.runId, chosen);
+  // Articles of runs that failed or halted before publishing are never lost: this run takes them over.
+  const backlog = await claimBacklog(db, state.runId, config.collect.maxArticlesPerRun - newIds.length);
+  const articleIds = [...newIds, ...backlog];
 
   // Rows a concurrent run stored between our check and our insert were "already seen" too.
-  const alreadySeen = distinct.length - unseen.length + (chosen.length - articleIds.length);
+  const alreadySeen = distinct.length - unseen.length + (chosen.length - newIds.length);
   const overCap = unseen.length - chosen.length;
   let line =
-    `collect: ${outcomes.length} feeds, ${failed.length} failed, ${articleIds.length} new articles ` +
-    `(${alreadySeen} already seen${overCap > 0 ? `, ${overCap} over the per-run cap of ${config.collect.maxArticlesPerRun}` : ""})`;
+    `collect: ${outcomes.length} feeds, ${failed.length} failed, ${newIds.length} new articles ` +
+    `(${alreadySeen} already seen${overCap > 0 ? `, ${overCap} over the per-run cap of ${config.collect.maxArticlesPerRun}` : ""})` +
+    (backlog.length > 0 ? `, ${backlog.length} taken over from runs that did not finish` : "");
   if (offline) line += `. Every feed failed with a network error: ${OFFLINE_HINT}. ${SAMPLE_FEEDS_HINT}`;
   log(line);
 
@@ -205,7 +210,7 @@ async function insertArticles(db: Database, runId: string, candidates: Candidate
   for (const batch of chunks(candidates, BATCH)) {
     const rows = await db
       .insert(articles)
-      .values(batch.map((c) => ({ ...c, firstRunId: runId })))
+      .values(batch.map((c) => ({ ...c, firstRunId: runId, runId })))
       .onConflictDoNothing()
       .returning({ id: articles.id, canonicalUrl: articles.canonicalUrl });
     for (const row of rows) idByUrl.set(row.canonicalUrl, row.id);
@@ -214,6 +219,27 @@ async function insertArticles(db: Database, runId: string, candidates: Candidate
     const id = idByUrl.get(c.canonicalUrl);
     return id === undefined ? [] : [id];
   });
+}
+
+/**
+ * Takes over, newest first, up to `limit` articles whose run failed or halted. One UPDATE, so
+ * two runs starting at once never both take the same article.
+ */
+async function claimBacklog(db: Database, runId: string, limit: number): Promise<number[]> {
+  if (limit <= 0) return [];
+  const result = await db.execute(sql`
+    update articles set run_id = ${runId}
+    where id in (
+      select a.id from articles a join runs r on r.id = a.run_id
+      where r.status in ('failed', 'halted') and r.id <> ${runId}
+      order by a.published_at desc nulls last, a.id desc
+      limit ${limit}
+      for update of a skip locked
+    )
+    returning id, published_at`);
+  return rows(result)
+    .sort((x, y) => String(y.published_at ?? "").localeCompare(String(x.published_at ?? "")) || Number(y.id) - Number(x.id))
+    .map((r) => Number(r.id));
 }
 
 async function recordFeedProblems(db: Database, runId: string, outcomes: FeedOutcome[], offline: boolean): Promise<void> {

@@ -1,10 +1,13 @@
 /**
- * embed: one embedDocuments call for every summarised article of this run without a vector
- * (the client splits it into HTTP batches; the ledger sees each). The text is title + summary.
+ * embed: every summarised article of this run without a vector, in batches of the embeddings
+ * client's batch size (one HTTP call each; the ledger sees each). Each batch's vectors are
+ * written as it returns, so a retried attempt only embeds what is still missing (the node keeps
+ * its results). The text is title + summary.
  */
 import { and, eq, inArray, isNotNull, isNull } from "drizzle-orm";
+import type { Embeddings } from "@langchain/core/embeddings";
 import { articles } from "../../db/schema";
-import { haltOnBudget } from "../concurrency";
+import { forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, countOf, progressLine } from "../progress";
 import type { BriefingState, BriefingUpdate } from "../state";
@@ -13,8 +16,21 @@ export function embeddingText({ title, summary }: { title: string; summary: stri
   return `${title}\n\n${summary}`;
 }
 
+/** The client's own batch size (OpenAIEmbeddings.batchSize), so one batch here is one request; else everything at once. */
+function batchSizeOf(embeddings: Embeddings): number {
+  const size = (embeddings as { batchSize?: unknown }).batchSize;
+  return typeof size === "number" && Number.isInteger(size) && size > 0 ? size : Number.POSITIVE_INFINITY;
+}
+
+function batches<T>(items: readonly T[], size: number): T[][] {
+  if (!Number.isFinite(size) || items.length <= size) return [items.slice()];
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export async function embed(state: BriefingState, deps: Deps): Promise<BriefingUpdate> {
-  const { db } = deps;
+  const { db, config } = deps;
   const pending = await db
     .select({ id: articles.id, title: articles.title, summary: articles.summary })
     .from(articles)
@@ -25,21 +41,28 @@ export async function embed(state: BriefingState, deps: Deps): Promise<BriefingU
     return {};
   }
 
-  const embedding = deps.models.embeddings.embedDocuments(pending.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" })));
-  const haltReason = await haltOnBudget(embedding);
+  const groups = batches(pending, batchSizeOf(deps.models.embeddings));
+  let calls = 0;
+  let written = 0;
+  const haltReason = await haltOnBudget(
+    forEachLimited(groups, config.concurrency, async (group) => {
+      calls += 1;
+      const vectors = await deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" })));
+      if (vectors.length !== group.length) {
+        throw new Error(`embed: the embeddings model returned ${vectors.length} vectors for ${group.length} texts`);
+      }
+      await db.transaction(async (tx) => {
+        for (const [i, article] of group.entries()) {
+          await tx.update(articles).set({ embedding: vectors[i] }).where(eq(articles.id, article.id));
+        }
+      });
+      written += group.length;
+    }),
+  );
   if (haltReason) {
-    deps.log(progressLine("embed", [countOf(0, pending.length, "article"), count(1, "call")], haltReason));
+    deps.log(progressLine("embed", [countOf(written, pending.length, "article"), count(calls, "call")], haltReason));
     return { haltReason };
   }
-  const vectors = await embedding;
-  if (vectors.length !== pending.length) {
-    throw new Error(`embed: the embeddings model returned ${vectors.length} vectors for ${pending.length} texts`);
-  }
-  await db.transaction(async (tx) => {
-    for (const [i, article] of pending.entries()) {
-      await tx.update(articles).set({ embedding: vectors[i] }).where(eq(articles.id, article.id));
-    }
-  });
-  deps.log(progressLine("embed", [count(pending.length, "article"), count(1, "call")]));
+  deps.log(progressLine("embed", [count(pending.length, "article"), count(calls, "call")]));
   return {};
 }

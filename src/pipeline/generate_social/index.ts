@@ -7,7 +7,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Database } from "../../db/client";
 import { posts } from "../../db/schema";
-import { complete, parseReply } from "../../llm/reply";
+import { completeJson } from "../../llm/reply";
 import { loadStories } from "../cluster/stories";
 import { forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
@@ -71,8 +71,8 @@ export async function generateSocial(state: BriefingState, deps: Deps): Promise<
       if (!story) throw new Error(`generate_social: cluster ${clusterId} does not exist`);
       const messages = buildSocialPrompt({ label: story.label, sources: sourcesOf(story), problems });
       calls += 1;
-      const reply = await complete(model, messages, { stream: config.stream });
-      await savePosts(db, state.runId, clusterId, parseReply(reply, socialPostsReplySchema, `posts for cluster ${clusterId}`));
+      const reply = await completeJson(model, messages, socialPostsReplySchema, `posts for cluster ${clusterId}`, { stream: config.stream });
+      await savePosts(db, state.runId, clusterId, reply);
       written += 1;
     }),
   );

@@ -83,6 +83,16 @@ function quote(text: string): string {
     .join("\n");
 }
 
+/** Feed text is others' text: Markdown in it must show as text, never become a link or markup. */
+export function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_[\]()<>#!|~]/g, (c) => `\\${c}`);
+}
+
+/** Only http(s) links become links; anything else (javascript:, data:) is shown as text. */
+function safeLink(url: string): string {
+  return /^https?:\/\//i.test(url) ? `[Source](<${url.replace(/[<>\s]/g, encodeURIComponent)}>)` : escapeMarkdown(url);
+}
+
 export function renderMarkdown(briefing: BriefingDocument): string {
   const articleCount = briefing.stories.reduce((sum, s) => sum + s.sources.length, 0);
   const lines = [
@@ -92,21 +102,23 @@ export function renderMarkdown(briefing: BriefingDocument): string {
   ];
   if (briefing.haltReason) lines.push("", `**Incomplete:** the run was halted (${briefing.haltReason}).`);
   for (const story of briefing.stories) {
-    lines.push("", `## ${story.rank}. ${story.label}`, "");
+    lines.push("", `## ${story.rank}. ${escapeMarkdown(story.label)}`, "");
     for (const source of story.sources) {
       const date = source.publishedAt ? `, ${source.publishedAt.slice(0, 10)}` : "";
-      lines.push(`- **${source.title}** (${source.feed}${date}): ${source.summary ?? "no summary"} [Source](${source.link})`);
+      lines.push(
+        `- **${escapeMarkdown(source.title)}** (${escapeMarkdown(source.feed)}${date}): ${escapeMarkdown(source.summary ?? "no summary")} ${safeLink(source.link)}`,
+      );
     }
     if (story.posts.length > 0) {
       lines.push("", "### Posts");
-      for (const post of story.posts) lines.push("", `**${platformName(post.platform)}**`, "", quote(post.text));
+      for (const post of story.posts) lines.push("", `**${platformName(post.platform)}**`, "", quote(escapeMarkdown(post.text)));
     }
   }
   if (briefing.heldBack.length > 0) {
     lines.push("", "## Held back", "");
     for (const held of briefing.heldBack) {
       const why = held.problems.length > 0 ? held.problems.join("; ") : "not validated";
-      lines.push(`- Story ${held.rank} (${held.label}), ${platformName(held.platform)}: ${held.status}, ${why}`);
+      lines.push(`- Story ${held.rank} (${escapeMarkdown(held.label)}), ${platformName(held.platform)}: ${held.status}, ${escapeMarkdown(why)}`);
     }
   }
   return `${lines.join("\n")}\n`;

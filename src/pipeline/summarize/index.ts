@@ -4,7 +4,7 @@
  */
 import { and, eq, inArray, isNull } from "drizzle-orm";
 import { articles } from "../../db/schema";
-import { complete, parseReply } from "../../llm/reply";
+import { completeJson } from "../../llm/reply";
 import { truncateToTokens } from "../../llm/tokens";
 import { forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
@@ -31,8 +31,8 @@ export async function summarize(state: BriefingState, deps: Deps): Promise<Brief
         text: truncateToTokens(article.body, config.articleMaxTokens),
       });
       calls += 1;
-      const reply = await complete(model, messages, { stream: config.stream });
-      const { summary } = parseReply(reply, summaryReplySchema, `summary of article ${article.id}`);
+      // A reply that does not parse is reported to the ledger as wasted; the summaries written stay.
+      const { summary } = await completeJson(model, messages, summaryReplySchema, `summary of article ${article.id}`, { stream: config.stream });
       await db.update(articles).set({ summary }).where(eq(articles.id, article.id));
       written += 1;
     }),

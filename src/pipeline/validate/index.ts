@@ -5,7 +5,7 @@
  */
 import { and, eq, inArray } from "drizzle-orm";
 import { posts, type Post } from "../../db/schema";
-import { complete, parseReply } from "../../llm/reply";
+import { completeJson } from "../../llm/reply";
 import { loadStories, storyLinks } from "../cluster/stories";
 import { forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
@@ -54,7 +54,7 @@ export async function validate(state: BriefingState, deps: Deps): Promise<Briefi
       if (drafts.some((p) => ruleProblems.get(p.id)!.length === 0)) {
         calls += 1;
         const messages = buildReviewPrompt({ label: story.label, sources: sourcesOf(story), posts: clusterPosts });
-        review = parseReply(await complete(model, messages, { stream: config.stream }), reviewReplySchema, `review of cluster ${clusterId}`);
+        review = await completeJson(model, messages, reviewReplySchema, `review of cluster ${clusterId}`, { stream: config.stream });
       }
 
       for (const post of drafts) {
