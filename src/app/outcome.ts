@@ -18,10 +18,12 @@ export function outcomeOfError(err: unknown): RunOutcome {
   return { status: "failed", haltReason: null, error: describeError(err) };
 }
 
+/** One line: the name, LangChain's error code, and the message without its troubleshooting footer. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { lc_error_code?: string }).lc_error_code;
-    return code ? `${err.name} (${code}): ${err.message}` : `${err.name}: ${err.message}`;
+    const message = err.message.split("\n").map((l) => l.trim()).filter((l) => l && !/^Troubleshooting URL/i.test(l)).join(" ");
+    return code ? `${err.name} (${code}): ${message}` : `${err.name}: ${message}`;
   }
   return String(err);
 }

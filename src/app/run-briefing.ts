@@ -103,6 +103,8 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   } catch (err) {
     ({ status, haltReason, error } = outcomeOfError(err));
     if (options.signal?.aborted) error = `interrupted: ${String((options.signal.reason as Error)?.message ?? options.signal.reason)}`;
+    // The last checkpoint still says what the run had done (articles collected, posts written).
+    final = await lastCheckpointState(graph, runId);
   }
   if (haltReason && status !== "failed") status = "halted";
   // Every feed unreadable is a failure a schedule must notice, not an empty success.
@@ -140,6 +142,12 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   }
   if (status === "halted") log(`run halted: ${haltReason}`);
   if (status === "failed") log(`run failed: ${error}`);
+  if (run && run.missing_usage_calls > 0) {
+    log(
+      `warning: ${run.missing_usage_calls} call(s) came back without usage; their tokens are NULL (usage_source 'missing') ` +
+        `with a local estimate beside them, so the totals above leave them out. Does the endpoint support stream_options.include_usage?`,
+    );
+  }
   const unpricedModels = ledger.unpricedModels();
   if (unpricedModels.length > 0) {
     log(`warning: no price for model(s) ${unpricedModels.join(", ")}: their cost is recorded as NULL (unpriced), not $0. Add them with NEWSLEDGER_PRICES.`);
@@ -179,5 +187,15 @@ function checkBeforeRun(config: Config, feeds: string[]): void {
     if (!statSync(out).isDirectory()) throw new Error("it is a file");
   } catch (err) {
     throw new ConfigError(`bad setting: NEWSLEDGER_OUT_DIR: cannot write briefings to ${out} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a folder you can write`);
+  }
+}
+
+async function lastCheckpointState(graph: { getState(c: { configurable: { thread_id: string } }): Promise<{ values: unknown }> }, runId: string): Promise<BriefingState | null> {
+  try {
+    const snapshot = await graph.getState({ configurable: { thread_id: runId } });
+    const values = snapshot.values as Partial<BriefingState> | undefined;
+    return values && Array.isArray(values.articleIds) ? (values as BriefingState) : null;
+  } catch {
+    return null;
   }
 }

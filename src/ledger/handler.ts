@@ -112,12 +112,15 @@ export class LedgerHandler extends BaseCallbackHandler {
     this.recorder.guard("handleLLMNewToken", () => this.recorder.newToken(runId, token ?? ""));
   }
 
+  // A call's row is written as soon as the call ends: a process killed mid-node loses no paid call.
   override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
     this.recorder.guard("handleLLMEnd", () => this.recorder.chatEnd(output, runId));
+    await this.recorder.write();
   }
 
   override async handleLLMError(err: Error, runId: string): Promise<void> {
     this.recorder.guard("handleLLMError", () => this.recorder.chatError(err, runId));
+    await this.recorder.write();
   }
 
   override async handleCustomEvent(name: string, data: unknown, runId: string, _tags?: string[], metadata?: Record<string, unknown>): Promise<void> {
@@ -128,9 +131,11 @@ export class LedgerHandler extends BaseCallbackHandler {
         return;
       case EMBEDDING_END:
         this.recorder.guard("embedding end", () => this.recorder.embeddingEnd(data as EmbeddingEndEvent));
+        await this.recorder.write();
         return;
       case EMBEDDING_ERROR:
         this.recorder.guard("embedding error", () => this.recorder.embeddingError(data as EmbeddingErrorEvent));
+        await this.recorder.write();
         return;
       case HTTP_ATTEMPT:
         this.recorder.guard("http attempt", () => this.recorder.httpAttempt(data as HttpAttemptInfo, runId));

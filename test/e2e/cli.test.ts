@@ -32,7 +32,8 @@ function tempEnv() {
 
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!);
 
-describe("npm run briefing", () => {
+// Each test starts several processes (a few seconds each, more on a loaded machine).
+describe("npm run briefing", { timeout: 240_000 }, () => {
   it("runs offline on the fixture feeds, prints the node table, and --json ends with one object", () => {
     const env = tempEnv();
     const table = cli("briefing.ts", ["--feeds", "test/fixtures/feeds"], env);
@@ -80,7 +81,7 @@ describe("npm run briefing", () => {
   });
 });
 
-describeShared("npm run briefing on ../shared/feeds", () => {
+describeShared("npm run briefing on ../shared/feeds", { timeout: 240_000 }, () => {
   it("attempts all 30 feeds, runs every stage and writes the briefing", async () => {
     const env = tempEnv();
     const res = cli("briefing.ts", ["--feeds", path.join(SHARED_DIR, "feeds"), "--json"], env);

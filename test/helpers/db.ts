@@ -15,13 +15,13 @@ export function memoryDb(timezone = "UTC"): Promise<OpenedDatabase> {
 }
 
 /** describe() that runs only when a real Postgres is configured, and says why it skipped. */
-export const describePg: typeof describe = ((name: string, fn: () => void) => {
+export const describePg: typeof describe = ((name: string, ...rest: unknown[]) => {
   if (!TEST_DATABASE_URL) {
     const why = `${name} [skipped: set TEST_DATABASE_URL to a Postgres URL to run it; .ci/run does]`;
     console.warn(why);
-    return describe.skip(why, fn);
+    return (describe.skip as (...a: unknown[]) => unknown)(why, ...rest);
   }
-  return describe(name, fn);
+  return (describe as (...a: unknown[]) => unknown)(name, ...rest);
 }) as typeof describe;
 
 /** Creates an empty database on the test server; returns its URL and a function that drops it. */
@@ -61,11 +61,11 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 export const SHARED_DIR = path.resolve(__dirname, "../../../shared");
 export const HAS_SHARED = existsSync(path.join(SHARED_DIR, "feeds", "MANIFEST.md"));
-export const describeShared: typeof describe = ((name: string, fn: () => void) => {
+export const describeShared: typeof describe = ((name: string, ...rest: unknown[]) => {
   if (!HAS_SHARED) {
     const why = `${name} [skipped: ../shared is absent; it holds the real feeds and cases]`;
     console.warn(why);
-    return describe.skip(why, fn);
+    return (describe.skip as (...a: unknown[]) => unknown)(why, ...rest);
   }
-  return describe(name, fn);
+  return (describe as (...a: unknown[]) => unknown)(name, ...rest);
 }) as typeof describe;
