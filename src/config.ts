@@ -51,7 +51,7 @@ export const envSchema = z.object({
 
   FEEDS: list.optional(),
   NEWSLEDGER_MAX_ITEMS_PER_FEED: int(1).default(5),
-  NEWSLEDGER_MAX_ARTICLES_PER_RUN: int(1).default(60),
+  NEWSLEDGER_MAX_ARTICLES_PER_RUN: int(1).default(200),
   NEWSLEDGER_FETCH_TIMEOUT_MS: int(100).max(600_000, { error: "must be at most 600000 (ten minutes)" }).default(10_000),
   NEWSLEDGER_FETCH_MAX_BYTES: int(1024).default(5 * 1024 * 1024),
   NEWSLEDGER_FETCH_MAX_REDIRECTS: int(0).default(5),
