@@ -36,6 +36,18 @@ export interface Charge {
 }
 
 /**
+ * Thrown by reserve() when a call would fit the budget but for what calls in flight have
+ * reserved: the caller waits for `settled` and tries again, instead of halting a run that still
+ * has room (their real usage is usually well under their reservation).
+ */
+export class BudgetWait extends Error {
+  override name = "BudgetWait";
+  constructor(readonly settled: Promise<void>) {
+    super("waiting for calls in flight to settle before reserving");
+  }
+}
+
+/**
  * Reservations are made synchronously (check and reserve with no await between), so calls that
  * start at the same time in one process cannot both slip under a limit.
  */
@@ -46,6 +58,7 @@ export class BudgetTracker {
   private spentTokens = 0;
   private spentUnits = 0n;
   private readonly reservations = new Map<string, Charge>();
+  private settledWaiters: (() => void)[] = [];
   /** Set by the first refusal; every later call is refused with it too (a halted run stops spending). */
   haltReason: string | null = null;
 
@@ -90,6 +103,11 @@ export class BudgetTracker {
     if (this.haltReason) throw new BudgetExceededError(this.haltReason);
     const reservedTokens = this.reservedTokens;
     const reservedUnits = this.reservedUnits;
+    const overTokens = (reserved: number) => this.maxTokens !== undefined && this.spentTokens + reserved + need.tokens > this.maxTokens;
+    const overUsd = (reserved: bigint) => this.maxUsdUnits !== undefined && this.spentUnits + reserved + need.usdUnits > this.maxUsdUnits;
+    if ((overTokens(reservedTokens) || overUsd(reservedUnits)) && !overTokens(0) && !overUsd(0n) && this.reservations.size > 0) {
+      throw new BudgetWait(new Promise((resolve) => this.settledWaiters.push(resolve)));
+    }
     if (this.maxTokens !== undefined && this.spentTokens + reservedTokens + need.tokens > this.maxTokens) {
       const inFlight = reservedTokens > 0 ? ` (+${reservedTokens} reserved by calls in flight)` : "";
       this.haltReason = `run max tokens ${this.maxTokens} reached: ${this.spentTokens} spent${inFlight}, next ${label} needs ~${need.tokens}`;
@@ -110,6 +128,9 @@ export class BudgetTracker {
     this.reservations.delete(id);
     this.spentTokens += actual.tokens;
     this.spentUnits += actual.usdUnits;
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** The reservation of `id`, if any (what a call with unknown usage is charged). */

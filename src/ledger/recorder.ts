@@ -10,7 +10,10 @@
 import { describeError, classifyError, nodeFailureClass } from "./errors";
 import type { Database } from "../db/client";
 import type { NewLlmCall } from "../db/schema";
-import { BudgetTracker, isBudgetExceeded, type BudgetLimits, type Charge } from "./budget";
+import { BudgetExceededError, BudgetTracker, BudgetWait, isBudgetExceeded, type BudgetLimits, type Charge } from "./budget";
+
+/** How long a call waits, in all, for calls in flight to free room in the budget. */
+const GATE_WAIT_MS = 120_000;
 import { parseDecimal, formatUnits } from "./decimal";
 import {
   fingerprintOf,
@@ -273,8 +276,32 @@ export class Recorder implements HttpAttemptSink {
     try {
       fn();
     } catch (err) {
-      if (isBudgetExceeded(err)) throw err;
+      if (isBudgetExceeded(err) || err instanceof BudgetWait) throw err;
       this.problem(what, err);
+    }
+  }
+
+  /**
+   * The gate in front of a call: while the budget has room but calls in flight hold it, waits for
+   * one of them to settle and tries again (at most GATE_WAIT_MS in all, then the run halts).
+   */
+  async gateWhenRoom(what: string, fn: () => void): Promise<void> {
+    const deadline = Date.now() + GATE_WAIT_MS;
+    for (;;) {
+      try {
+        this.gate(what, fn);
+        return;
+      } catch (err) {
+        if (!(err instanceof BudgetWait)) throw err;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          this.budget.haltReason ??= `budget: waited ${GATE_WAIT_MS / 1000} s for calls in flight to settle`;
+          throw new BudgetExceededError(this.budget.haltReason);
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([err.settled, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+        clearTimeout(timer);
+      }
     }
   }
 
@@ -447,6 +474,7 @@ export class Recorder implements HttpAttemptSink {
     try {
       this.budget.reserve(runId, need, `${node} call`);
     } catch (err) {
+      if (err instanceof BudgetWait) throw err;
       this.alert({ kind: "budget", message: (err as Error).message, node });
       throw err;
     }
@@ -725,6 +753,7 @@ export class Recorder implements HttpAttemptSink {
     try {
       this.budget.reserve(data.callId, { tokens: estimated, usdUnits }, `${node} embedding call`);
     } catch (err) {
+      if (err instanceof BudgetWait) throw err;
       this.alert({ kind: "budget", message: (err as Error).message, node });
       throw err;
     }
