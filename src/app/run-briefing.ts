@@ -7,11 +7,15 @@ import { randomUUID } from "node:crypto";
 import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { buildDailyBriefing } from "../../graphs/daily-briefing";
+import type { BaseCheckpointSaver } from "@langchain/langgraph";
+import { eq } from "drizzle-orm";
 import { ConfigError, type Config } from "../config";
+import type { Database } from "../db/client";
+import { runs } from "../db/schema";
 import { loadPriceSources } from "../ledger/price-book";
 import type { OpenedDatabase } from "../db/client";
 import { Ledger } from "../ledger";
-import { finishRun, startRun } from "../ledger/runs";
+import { finishRun, reopenRun, startRun } from "../ledger/runs";
 import { sharedCheckpointer } from "../db/checkpointer";
 import { createModels } from "../llm/factory";
 import type { Models } from "../llm/types";
@@ -32,6 +36,8 @@ export interface BriefingOptions {
   runId?: string;
   /** Aborting it stops the run (a signal): the call in flight ends, the run is recorded as failed. */
   signal?: AbortSignal;
+  /** Continue this halted or failed run from where it stopped, with the config's (new) limits. */
+  resume?: string;
 }
 
 export interface BriefingResult {
@@ -66,17 +72,23 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   const db = database.db;
   const models = options.models ?? createModels(config);
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
-  const runId = options.runId ?? randomUUID();
+  const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.
   checkBeforeRun(config, feeds);
+  const checkpointer = await sharedCheckpointer(database);
 
-  await startRun(db, {
-    id: runId,
-    workflow: WORKFLOW,
-    trigger: options.trigger,
-    provider: models.provider,
-    limits: { ...config.budget },
-  });
+  if (options.resume) {
+    await checkResumable(db, checkpointer, options.resume);
+    await reopenRun(db, runId, { limits: { ...config.budget } });
+  } else {
+    await startRun(db, {
+      id: runId,
+      workflow: WORKFLOW,
+      trigger: options.trigger,
+      provider: models.provider,
+      limits: { ...config.budget },
+    });
+  }
   const ledger = await Ledger.open({
     db,
     runId,
@@ -86,8 +98,15 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   });
   log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), feeds ${feeds.join(" ")}`);
 
-  const checkpointer = await sharedCheckpointer(database);
   const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer });
+  const threadConfig = { configurable: { thread_id: runId } };
+  if (options.resume) {
+    const snapshot = await graph.getState(threadConfig);
+    // Halted at budget_guard, the graph ended: clear the halt as if the guard had let it through.
+    if (snapshot.next.length === 0) await graph.updateState(threadConfig, { haltReason: null }, "budget_guard");
+    const next = (await graph.getState(threadConfig)).next;
+    log(`resuming run ${runId} at ${next.join(", ") || "(nothing left)"}; ${ledger.spent().tokens} tokens already spent`);
+  }
   let final: BriefingState | null = null;
   let status: RunStatus = "succeeded";
   let haltReason: string | null = null;
@@ -198,4 +217,16 @@ async function lastCheckpointState(graph: { getState(c: { configurable: { thread
   } catch {
     return null;
   }
+}
+
+/** A run can be resumed when it is this workflow's, halted or failed, and has a checkpoint. */
+async function checkResumable(db: Database, checkpointer: BaseCheckpointSaver, runId: string): Promise<void> {
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  if (!run) throw new ConfigError(`bad argument: --resume ${runId}: no such run`);
+  if (run.workflow !== WORKFLOW) throw new ConfigError(`bad argument: --resume ${runId}: it is a run of ${run.workflow}, not ${WORKFLOW}`);
+  if (run.status !== "halted" && run.status !== "failed") {
+    throw new ConfigError(`bad argument: --resume ${runId}: the run is ${run.status}; only a halted or failed run can be resumed`);
+  }
+  const tuple = await checkpointer.getTuple({ configurable: { thread_id: runId } });
+  if (!tuple) throw new ConfigError(`bad argument: --resume ${runId}: the run has no checkpoint to continue from`);
 }

@@ -1,14 +1,16 @@
 /** `npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--json]` */
-import { loadConfig } from "../config";
+import { ConfigError, loadConfig } from "../config";
 import { openConfiguredDatabase } from "../db/client";
 import { runBriefing } from "../app/run-briefing";
 import { nodeTable, usd8 } from "../report/format";
-import { runCost } from "../report/queries";
+import { matchRunIds, runCost } from "../report/queries";
 import { parseFlags, parseNumberFlag, runCli } from "./common";
 
 const USAGE = `usage: npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--json]
+       npm run briefing -- --resume <runId> [--max-tokens N] [--max-usd X] [--json]
 
-Runs the daily briefing once, now. Exit codes: 0 succeeded, 3 halted by a budget, 1 failed,
+Runs the daily briefing once, now; --resume continues a halted or failed run from where it stopped
+(its paid calls that succeeded are not made again; the limits count what it already spent). Exit codes: 0 succeeded, 3 halted by a budget, 1 failed,
 2 bad arguments or settings. Settings come from the environment (see .env.example).`;
 
 runCli(async () => {
@@ -18,6 +20,7 @@ runCli(async () => {
       feeds: { type: "string", multiple: true },
       "max-tokens": { type: "string" },
       "max-usd": { type: "string" },
+      resume: { type: "string" },
       json: { type: "boolean", default: false },
     },
     USAGE,
@@ -46,7 +49,17 @@ runCli(async () => {
   process.on("SIGTERM", onSignal);
   try {
     const log = (line: string) => process.stderr.write(`${line}\n`);
-    const result = await runBriefing({ config, database, log }, { trigger: "manual", signal: controller.signal });
+    let resume: string | undefined;
+    if (flags.resume !== undefined) {
+      const matches = await matchRunIds(database.db, flags.resume);
+      if (matches.length !== 1) {
+        throw new ConfigError(
+          matches.length === 0 ? `bad argument: --resume ${flags.resume}: no such run` : `bad argument: --resume ${flags.resume} is ambiguous: ${matches.join(", ")}`,
+        );
+      }
+      resume = matches[0];
+    }
+    const result = await runBriefing({ config, database, log }, { trigger: "manual", signal: controller.signal, resume });
     const run = await runCost(database.db, result.runId);
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -62,7 +62,9 @@ export class BudgetTracker {
   /** Set by the first refusal; every later call is refused with it too (a halted run stops spending). */
   haltReason: string | null = null;
 
-  constructor(limits: BudgetLimits = {}) {
+  constructor(limits: BudgetLimits = {}, alreadySpent: Charge = { tokens: 0, usdUnits: 0n }) {
+    this.spentTokens = alreadySpent.tokens;
+    this.spentUnits = alreadySpent.usdUnits;
     if (limits.maxTokens !== undefined && !(Number.isInteger(limits.maxTokens) && limits.maxTokens > 0)) {
       throw new RangeError(`budget maxTokens must be a positive whole number, got ${limits.maxTokens}`);
     }

@@ -11,9 +11,11 @@
  *   await ledger.flush();
  *   await finishRun(db, runId, { status, haltReason: ledger.haltReason });
  */
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { runs } from "../db/schema";
+import { llmCalls, runs } from "../db/schema";
+import { parseDecimal } from "./decimal";
+import { COST_SCALE } from "./pricing";
 import type { BudgetLimits } from "./budget";
 import { LedgerHandler } from "./handler";
 import { loadPriceBook } from "./price-book";
@@ -51,6 +53,15 @@ export class Ledger {
       throw new RangeError(`Ledger.open: defaultMaxOutputTokens must be a positive whole number, got ${options.defaultMaxOutputTokens}`);
     }
     const book = await loadPriceBook(options.db, options.pricesFile);
+    // A resumed run already spent something: its budget counts it.
+    const [before] = await options.db
+      .select({ tokens: sql<string | null>`sum(${llmCalls.totalTokens})`, usd: sql<string | null>`sum(${llmCalls.costUsd})` })
+      .from(llmCalls)
+      .where(eq(llmCalls.runId, options.runId));
+    const alreadySpent = {
+      tokens: Number(before?.tokens ?? 0),
+      usdUnits: before?.usd ? parseDecimal(String(before.usd), COST_SCALE, "half-up") : 0n,
+    };
     return new Ledger(
       new Recorder({
         db: options.db,
@@ -58,6 +69,7 @@ export class Ledger {
         book,
         budget: options.budget,
         defaultMaxOutputTokens: options.defaultMaxOutputTokens,
+        alreadySpent,
       }),
     );
   }

@@ -38,6 +38,8 @@ export interface RecorderOptions {
   db: Database;
   runId: string;
   book: PriceBook;
+  /** What the run spent before this ledger opened (a resumed run), counted against its budget. */
+  alreadySpent?: Charge;
   budget?: BudgetLimits;
   /** What a chat call reserves for its output when it sets no max_tokens. */
   defaultMaxOutputTokens: number;
@@ -231,7 +233,7 @@ export class Recorder implements HttpAttemptSink {
     this.db = options.db;
     this.runId = options.runId;
     this.book = options.book;
-    this.budget = new BudgetTracker(options.budget ?? {});
+    this.budget = new BudgetTracker(options.budget ?? {}, options.alreadySpent);
     this.defaultMaxOutputTokens = options.defaultMaxOutputTokens;
     this.now = options.now ?? (() => new Date());
   }

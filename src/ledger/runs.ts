@@ -54,3 +54,14 @@ export async function finishRun(db: Database, runId: string, options: FinishRunO
     .returning({ id: runs.id });
   if (updated.length === 0) throw new Error(`finishRun: no run ${runId}`);
 }
+
+/**
+ * Opens a finished run again to continue it (a halted or failed run resumed): status running,
+ * no halt reason or error, the new limits. Its recorded calls stay and keep counting.
+ */
+export async function reopenRun(db: Database, runId: string, options: { limits: Record<string, unknown> }): Promise<void> {
+  await db
+    .update(runs)
+    .set({ status: "running", haltReason: null, error: null, finishedAt: null, limits: options.limits })
+    .where(eq(runs.id, runId));
+}
