@@ -23,10 +23,25 @@ export function parseNumberFlag(name: string, value: string | undefined): number
 }
 
 /**
+ * LangChain prints "Error in handler LedgerHandler, ...: BudgetExceededError: ..." for every call
+ * the budget refuses (the gate refuses by throwing from the handler). The run reports the halt
+ * itself, once, so the CLIs drop those repeats and let every other error line through.
+ */
+export function quietBudgetRefusals(): void {
+  const original = console.error.bind(console);
+  console.error = (...args: unknown[]) => {
+    const first = typeof args[0] === "string" ? args[0] : "";
+    if (first.startsWith("Error in handler LedgerHandler") && first.includes("BudgetExceededError")) return;
+    original(...args);
+  };
+}
+
+/**
  * Runs a CLI body: its return value is the exit code. Bad settings or arguments exit 2, any
  * other error exits 1 with its message (the stack only with NEWSLEDGER_DEBUG=1).
  */
 export function runCli(body: () => Promise<number>): void {
+  quietBudgetRefusals();
   body().then(
     (code) => {
       process.exitCode = code;
