@@ -430,6 +430,15 @@ export class Recorder implements HttpAttemptSink {
   // ---- chat calls --------------------------------------------------------------------------
 
   /** The gate. Throws BudgetExceededError when the call would break a limit; nothing is recorded then. */
+  /** Registers a call that has passed the gate, with nothing of its outcome known yet. */
+  private openCall(fields: Omit<CallState, "streamed" | "streamedText" | "http" | "ended" | "replyIds" | "replyFingerprint" | "rejected">): CallState {
+    const call: CallState = { ...fields, streamed: false, streamedText: "", http: [], ended: false, replyIds: [], replyFingerprint: "", rejected: false };
+    this.calls.set(call.id, call);
+    this.openCalls.add(call);
+    call.attemptRef?.rowIds.add(call.id);
+    return call;
+  }
+
   chatStart(
     llm: unknown,
     messages: readonly unknown[],
@@ -480,7 +489,7 @@ export class Recorder implements HttpAttemptSink {
       this.alert({ kind: "budget", message: (err as Error).message, node });
       throw err;
     }
-    const call: CallState = {
+    this.openCall({
       id: runId,
       kind: "chat",
       ancestors: this.ancestorsOf(parentRunId),
@@ -492,17 +501,7 @@ export class Recorder implements HttpAttemptSink {
       estimatedInputTokens,
       maxOutputTokens,
       fingerprint,
-      streamed: false,
-      streamedText: "",
-      http: [],
-      ended: false,
-      replyIds: [],
-      replyFingerprint: "",
-      rejected: false,
-    };
-    this.calls.set(runId, call);
-    this.openCalls.add(call);
-    na?.rowIds.add(runId);
+    });
     this.sinkRef ??= registerAttemptSink(this);
   }
 
@@ -759,7 +758,7 @@ export class Recorder implements HttpAttemptSink {
       this.alert({ kind: "budget", message: (err as Error).message, node });
       throw err;
     }
-    const call: CallState = {
+    this.openCall({
       id: data.callId,
       kind: "embedding",
       ancestors: this.ancestorsOf(runId),
@@ -771,17 +770,7 @@ export class Recorder implements HttpAttemptSink {
       estimatedInputTokens: estimated,
       maxOutputTokens: 0,
       fingerprint: "",
-      streamed: false,
-      streamedText: "",
-      http: [],
-      ended: false,
-      replyIds: [],
-      replyFingerprint: "",
-      rejected: false,
-    };
-    this.calls.set(data.callId, call);
-    this.openCalls.add(call);
-    na?.rowIds.add(data.callId);
+    });
   }
 
   embeddingEnd(data: EmbeddingEndEvent): void {

@@ -10,6 +10,7 @@
  * "base64". Every request is recorded (path, body, status, time) with the usage it billed, so
  * a test can compare the ledger's sums with what the server charged.
  */
+import { afterAll, beforeAll, beforeEach } from "vitest";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
@@ -377,4 +378,26 @@ export function chatCompletion(options: { model?: string; content?: string; usag
       },
     },
   };
+}
+
+/**
+ * One server for a whole test file: started before its tests, reset before each, closed after.
+ * The returned object stands for the running server.
+ */
+export function useOpenAIServer(options?: FakeOpenAIOptions): FakeOpenAI {
+  let current: FakeOpenAI | undefined;
+  beforeAll(async () => {
+    current = await startOpenAIServer(options);
+  });
+  afterAll(async () => {
+    await current?.close();
+  });
+  beforeEach(() => current?.reset());
+  return new Proxy({} as FakeOpenAI, {
+    get(_target, key) {
+      if (!current) throw new Error("the test OpenAI server is used before beforeAll started it");
+      const value = (current as unknown as Record<PropertyKey, unknown>)[key];
+      return typeof value === "function" ? value.bind(current) : value;
+    },
+  });
 }

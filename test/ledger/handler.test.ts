@@ -12,7 +12,7 @@ import { LedgerWriteError } from "../../src/ledger/index";
 import { costUnits, conservativeRate, formatUsd, ratesForEstimate } from "../../src/ledger/pricing";
 import { countTextTokens, estimateMessagesTokens } from "../../src/ledger/tokens";
 import { eq, and } from "drizzle-orm";
-import { chatCompletion, startOpenAIServer, type FakeOpenAI } from "../helpers/openai-server";
+import { chatCompletion, startOpenAIServer, useOpenAIServer, type FakeOpenAI } from "../helpers/openai-server";
 import { trackEmbeddingCall } from "../../src/ledger/events";
 import { Ledger } from "../../src/ledger/index";
 import { callRows, chatModel, embeddingsModel, fixture, fixtureJson, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, type TestDb } from "./_harness";
@@ -20,15 +20,7 @@ import { callRows, chatModel, embeddingsModel, fixture, fixtureJson, nodeCosts, 
 const State = Annotation.Root({ text: Annotation<string> });
 const PROMPT = [new SystemMessage("You summarise local news in one sentence."), new HumanMessage("The harbour reopened after the storm on Tuesday.")];
 
-let server: FakeOpenAI;
-
-beforeAll(async () => {
-  server = await startOpenAIServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
-beforeEach(() => server.reset());
+const server = useOpenAIServer();
 
 
 /** One node `summarize` that calls the model; the graph is consumed with streamMode "messages". */

@@ -13,7 +13,7 @@ import { KEEPS_RESULTS_METADATA, keepsResults, rejectReply } from "../../src/led
 import { retryOn } from "../../src/ledger/retry";
 import { completeJson, ModelReplyError } from "../../src/llm/reply";
 import { z } from "zod";
-import { startOpenAIServer, type FakeOpenAI, type ScriptedReply } from "../helpers/openai-server";
+import { useOpenAIServer, type FakeOpenAI, type ScriptedReply } from "../helpers/openai-server";
 import { callRows, chatModel, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, type TestDb } from "./_harness";
 
 const State = Annotation.Root({ done: Annotation<string[]> });
@@ -98,15 +98,7 @@ function itemsGraph(model: ChatOpenAI, options: { keeps: boolean; stream: boolea
     .compile();
 }
 
-let server: FakeOpenAI;
-
-beforeAll(async () => {
-  server = await startOpenAIServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
-beforeEach(() => server.reset());
+const server = useOpenAIServer();
 
 /** Rows as [node attempt, attempt, status, total tokens, item (named by its tokens)], in a stable order. */
 async function summary(db: Database, runId: string) {

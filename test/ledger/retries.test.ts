@@ -11,20 +11,12 @@ import type { Database } from "../../src/db/client";
 import { BudgetExceededError } from "../../src/ledger/budget";
 import { classifyError } from "../../src/ledger/errors";
 import { retryOn } from "../../src/ledger/retry";
-import { startOpenAIServer, type FakeOpenAI, type ScriptedReply } from "../helpers/openai-server";
+import { useOpenAIServer, type FakeOpenAI, type ScriptedReply } from "../helpers/openai-server";
 import { callRows, chatModel, fixtureJson, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, type TestDb } from "./_harness";
 
 const State = Annotation.Root({ summary: Annotation<string> });
 
-let server: FakeOpenAI;
-
-beforeAll(async () => {
-  server = await startOpenAIServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
-beforeEach(() => server.reset());
+const server = useOpenAIServer();
 
 const attempts = fixtureJson("C07-attempts.json");
 const replies = (sequence: any[]): ScriptedReply[] => sequence.map((s) => ({ status: s.status, headers: s.headers, json: s.body }));
