@@ -138,8 +138,8 @@ export const llmCalls = pgTable(
     outputTokens: tokens("output_tokens"),
     reasoningTokens: tokens("reasoning_tokens"),
     totalTokens: tokens("total_tokens"),
-    /** provider: reported by the provider | missing: none reported | none: failed before billing */
-    usageSource: text("usage_source", { enum: ["provider", "missing", "none"] }).notNull(),
+    /** provider: reported by the provider | missing: none reported | none: failed before billing | cache: served from the response cache, nothing billed */
+    usageSource: text("usage_source", { enum: ["provider", "missing", "none", "cache"] }).notNull(),
     /** Local tokenizer estimate, kept apart from the billed counts. */
     estimatedInputTokens: tokens("estimated_input_tokens"),
     estimatedOutputTokens: tokens("estimated_output_tokens"),
@@ -156,6 +156,13 @@ export const llmCalls = pgTable(
     costUsd: usd("cost_usd"),
     /** The cost the provider itself reported (e.g. OpenRouter), kept beside ours. */
     providerCostUsd: usd("provider_cost_usd"),
+    /** A cache hit (usage_source cache) bills nothing; these are the tokens and cost it avoided. */
+    avoidedInputTokens: tokens("avoided_input_tokens"),
+    avoidedOutputTokens: tokens("avoided_output_tokens"),
+    avoidedTotalTokens: tokens("avoided_total_tokens"),
+    avoidedCostUsd: usd("avoided_cost_usd"),
+    /** The response_cache key the call was served from or stored under. */
+    cacheKey: text("cache_key"),
     startedAt: tstz("started_at").notNull(),
     finishedAt: tstz("finished_at").notNull(),
   },
@@ -280,3 +287,153 @@ export const briefings = pgTable("briefings", {
   publishedAt: tstz("published_at").notNull().defaultNow(),
 });
 export type Briefing = typeof briefings.$inferSelect;
+
+/**
+ * Where else an article was seen: every feed item that turned out to be the same story (same
+ * canonical link, same text, or a near-duplicate by similarity) is a source of the one article.
+ */
+export const articleSources = pgTable(
+  "article_sources",
+  {
+    id: serial("id").primaryKey(),
+    articleId: integer("article_id")
+      .notNull()
+      .references(() => articles.id, { onDelete: "cascade" }),
+    /** One link belongs to one article. */
+    canonicalUrl: text("canonical_url").notNull(),
+    link: text("link").notNull(),
+    title: text("title").notNull(),
+    feed: text("feed").notNull(),
+    feedTitle: text("feed_title"),
+    publishedAt: tstz("published_at"),
+    /** first (the item the article was made from) | canonical_url | content_hash | near_duplicate */
+    matchedBy: text("matched_by", { enum: ["first", "canonical_url", "content_hash", "near_duplicate"] }).notNull(),
+    /** Cosine similarity for near_duplicate matches. */
+    similarity: numeric("similarity", { precision: 7, scale: 6, mode: "number" }),
+    runId: text("run_id").references(() => runs.id, { onDelete: "set null" }),
+    seenAt: tstz("seen_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("article_sources_canonical_url_uq").on(t.canonicalUrl), index("article_sources_article_idx").on(t.articleId)],
+);
+export type ArticleSource = typeof articleSources.$inferSelect;
+
+/**
+ * Model replies and embeddings kept for reuse, keyed by a hash of model, prompt and parameters
+ * (embeddings: model and text). `usage` and `cost_usd` are what the original call was billed:
+ * what a hit avoids.
+ */
+export const responseCache = pgTable(
+  "response_cache",
+  {
+    key: text("key").primaryKey(),
+    kind: text("kind", { enum: ["chat", "embedding"] }).notNull(),
+    model: text("model").notNull(),
+    value: jsonb("value").$type<unknown>().notNull(),
+    /** { input, cached_input, output, reasoning, total } of the call that filled the entry. */
+    usage: jsonb("usage").$type<Record<string, number>>().notNull().default({}),
+    costUsd: usd("cost_usd"),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+    /** NULL: never expires. */
+    expiresAt: tstz("expires_at"),
+    hits: integer("hits").notNull().default(0),
+    lastHitAt: tstz("last_hit_at"),
+  },
+  (t) => [index("response_cache_expires_idx").on(t.expiresAt)],
+);
+export type ResponseCacheEntry = typeof responseCache.$inferSelect;
+
+/**
+ * One counter per budget scope: a run, a node within a run, a calendar day or month of a
+ * workflow. Calls reserve here before they are sent (a conditional UPDATE, atomic across
+ * processes) and settle with their real usage afterwards.
+ */
+export const budgetCounters = pgTable("budget_counters", {
+  /** run:<runId> | node:<runId>:<node> | day:<workflow>:<YYYY-MM-DD> | month:<workflow>:<YYYY-MM> */
+  key: text("key").primaryKey(),
+  scope: text("scope", { enum: ["run", "node", "day", "month"] }).notNull(),
+  workflow: text("workflow").notNull(),
+  runId: text("run_id"),
+  node: text("node"),
+  /** The day or month, for day and month scopes. */
+  period: text("period"),
+  spentTokens: tokens("spent_tokens").notNull().default(0),
+  spentUsd: usd("spent_usd").notNull().default("0"),
+  reservedTokens: tokens("reserved_tokens").notNull().default(0),
+  reservedUsd: usd("reserved_usd").notNull().default("0"),
+  updatedAt: tstz("updated_at").notNull().defaultNow(),
+});
+export type BudgetCounter = typeof budgetCounters.$inferSelect;
+
+/** One reservation per call attempt, so that a killed process's reservations can be released. */
+export const budgetReservations = pgTable(
+  "budget_reservations",
+  {
+    /** The call attempt's id (llm_calls.id once recorded). */
+    id: text("id").primaryKey(),
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    node: text("node").notNull(),
+    /** The budget_counters keys the reservation holds. */
+    counterKeys: jsonb("counter_keys").$type<string[]>().notNull(),
+    tokens: tokens("tokens").notNull(),
+    usd: usd("usd").notNull(),
+    /** reserved | settled | released */
+    status: text("status", { enum: ["reserved", "settled", "released"] }).notNull(),
+    settledTokens: tokens("settled_tokens"),
+    settledUsd: usd("settled_usd"),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+    settledAt: tstz("settled_at"),
+  },
+  (t) => [index("budget_reservations_run_idx").on(t.runId, t.status)],
+);
+export type BudgetReservation = typeof budgetReservations.$inferSelect;
+
+/** Something a person should know about spend: a threshold crossed, a spike, a forecast, a halt. */
+export const alerts = pgTable(
+  "alerts",
+  {
+    id: serial("id").primaryKey(),
+    workflow: text("workflow").notNull(),
+    runId: text("run_id").references(() => runs.id, { onDelete: "set null" }),
+    node: text("node"),
+    /** soft_limit | hard_limit | spike | forecast */
+    rule: text("rule").notNull(),
+    /** run | node | day | month */
+    scope: text("scope").notNull(),
+    /** info | warning | critical */
+    severity: text("severity", { enum: ["info", "warning", "critical"] }).notNull(),
+    message: text("message").notNull(),
+    /** The figures behind the message (tokens, limits, median, factor...). */
+    figures: jsonb("figures").$type<Record<string, unknown>>().notNull().default({}),
+    /** Alerts with the same key inside the cooldown are recorded as suppressed, not sent again. */
+    dedupeKey: text("dedupe_key").notNull(),
+    /** sent | failed | partial | suppressed | no_channels */
+    deliveryStatus: text("delivery_status").notNull(),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("alerts_dedupe_idx").on(t.dedupeKey, t.createdAt), index("alerts_run_idx").on(t.runId)],
+);
+export type AlertRow = typeof alerts.$inferSelect;
+
+/** One row per alert and channel: whether it got through, after how many attempts. */
+export const alertDeliveries = pgTable(
+  "alert_deliveries",
+  {
+    id: serial("id").primaryKey(),
+    alertId: integer("alert_id")
+      .notNull()
+      .references(() => alerts.id, { onDelete: "cascade" }),
+    /** console | slack | discord | webhook | email */
+    channel: text("channel").notNull(),
+    /** Where it went, without secrets (webhook host and path start, email recipients). */
+    target: text("target").notNull(),
+    /** sent | failed */
+    status: text("status", { enum: ["sent", "failed"] }).notNull(),
+    attempts: integer("attempts").notNull(),
+    error: text("error"),
+    at: tstz("at").notNull().defaultNow(),
+  },
+  (t) => [index("alert_deliveries_alert_idx").on(t.alertId)],
+);
+export type AlertDelivery = typeof alertDeliveries.$inferSelect;
