@@ -64,6 +64,31 @@ export const envSchema = z.object({
 
   NEWSLEDGER_MAX_TOKENS: int(1).optional(),
   NEWSLEDGER_MAX_USD: optionalDollars,
+  NEWSLEDGER_NODE_MAX_TOKENS: int(1).optional(),
+  NEWSLEDGER_NODE_MAX_USD: optionalDollars,
+  NEWSLEDGER_DAY_MAX_TOKENS: int(1).optional(),
+  NEWSLEDGER_DAY_MAX_USD: optionalDollars,
+  NEWSLEDGER_MONTH_MAX_TOKENS: int(1).optional(),
+  NEWSLEDGER_MONTH_MAX_USD: optionalDollars,
+  NEWSLEDGER_SOFT_LIMIT: z.coerce.number({ error: "must be a number" }).gt(0, { error: "must be above 0" }).max(1, { error: "must be at most 1" }).default(0.8),
+  NEWSLEDGER_FALLBACK_MODEL: z.string().min(1).optional(),
+
+  NEWSLEDGER_ALERT_CONSOLE: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
+  NEWSLEDGER_ALERT_SLACK_WEBHOOK: z.string().url().optional(),
+  NEWSLEDGER_ALERT_DISCORD_WEBHOOK: z.string().url().optional(),
+  NEWSLEDGER_ALERT_WEBHOOK_URL: z.string().url().optional(),
+  NEWSLEDGER_ALERT_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\/\S+$/, { error: "must be an smtp:// or smtps:// URL, e.g. smtp://user:pass@mail.example.com:587" })
+    .optional(),
+  NEWSLEDGER_ALERT_EMAIL_FROM: z.string().min(3).default("newsledger@localhost"),
+  NEWSLEDGER_ALERT_EMAIL_TO: list.optional(),
+  NEWSLEDGER_ALERT_RETRIES: int(0).max(10, { error: "must be at most 10" }).default(3),
+  NEWSLEDGER_ALERT_TIMEOUT_MS: int(100).max(120_000, { error: "must be at most 120000 (two minutes)" }).default(5000),
+  NEWSLEDGER_ALERT_COOLDOWN_MINUTES: int(0).default(60),
+  NEWSLEDGER_SPIKE_FACTOR: z.coerce.number({ error: "must be a number" }).gt(1, { error: "must be above 1" }).default(3),
+  NEWSLEDGER_SPIKE_RUNS: int(1).default(7),
+  NEWSLEDGER_SPIKE_MIN_RUNS: int(1).default(3),
 
   BRIEFING_CRON: z.string().min(1).default("0 7 * * *"),
   BRIEFING_TZ: z.string().min(1).default("UTC"),
@@ -78,9 +103,35 @@ export interface FlagSettings {
   feeds?: string[];
   maxTokens?: number;
   maxUsd?: number;
+  nodeMaxTokens?: number;
+  nodeMaxUsd?: number;
+  dayMaxTokens?: number;
+  dayMaxUsd?: number;
+  monthMaxTokens?: number;
+  monthMaxUsd?: number;
 }
 
 export type ProviderKind = "openai-compatible" | "offline";
+
+export interface ScopeBudget {
+  maxTokens?: number;
+  maxUsd?: number;
+}
+
+export interface AlertSettings {
+  console: boolean;
+  slackWebhook?: string;
+  discordWebhook?: string;
+  webhookUrl?: string;
+  smtpUrl?: string;
+  emailFrom: string;
+  emailTo: string[];
+  /** Further attempts after a failed delivery. */
+  retries: number;
+  timeoutMs: number;
+  cooldownMinutes: number;
+  spike: { factor: number; runs: number; minRuns: number };
+}
 
 export interface Config {
   databaseUrl?: string;
@@ -112,7 +163,18 @@ export interface Config {
   concurrency: number;
   cluster: { similarity: number; top: number };
   maxRevisions: number;
-  budget: { maxTokens?: number; maxUsd?: number };
+  budget: {
+    maxTokens?: number;
+    maxUsd?: number;
+    node: ScopeBudget;
+    day: ScopeBudget;
+    month: ScopeBudget;
+    /** Share of a limit at which a soft-limit alert fires and the fallback model takes over. */
+    softRatio: number;
+    /** The cheaper chat model the remaining paid stages switch to after a soft limit. */
+    fallbackModel?: string;
+  };
+  alerts: AlertSettings;
   schedule: { cron: string; timezone: string };
   debug: boolean;
 }
@@ -205,11 +267,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     provider = "openai-compatible";
   } else provider = e.OPENAI_API_KEY || e.OPENAI_BASE_URL ? "openai-compatible" : "offline";
 
-  if (flags.maxTokens !== undefined && !(Number.isInteger(flags.maxTokens) && flags.maxTokens > 0)) {
-    throw new ConfigError(`bad argument: --max-tokens must be a positive whole number, got ${flags.maxTokens}`);
+  for (const [flag, scope] of [["", "max"], ["node-", "nodeMax"], ["day-", "dayMax"], ["month-", "monthMax"]] as const) {
+    const tokens = flags[`${scope}Tokens`];
+    const usd = flags[`${scope}Usd`];
+    if (tokens !== undefined && !(Number.isInteger(tokens) && tokens > 0)) {
+      throw new ConfigError(`bad argument: --${flag}max-tokens must be a positive whole number, got ${tokens}`);
+    }
+    if (usd !== undefined && !(Number.isFinite(usd) && usd >= 0.000000001)) {
+      throw new ConfigError(`bad argument: --${flag}max-usd must be at least 0.000000001 dollars, got ${usd}`);
+    }
   }
-  if (flags.maxUsd !== undefined && !(Number.isFinite(flags.maxUsd) && flags.maxUsd >= 0.000000001)) {
-    throw new ConfigError(`bad argument: --max-usd must be at least 0.000000001 dollars, got ${flags.maxUsd}`);
+  if (e.NEWSLEDGER_ALERT_SMTP_URL && !e.NEWSLEDGER_ALERT_EMAIL_TO?.length) {
+    throw new ConfigError("bad setting: NEWSLEDGER_ALERT_SMTP_URL is set but NEWSLEDGER_ALERT_EMAIL_TO names no recipient");
   }
 
   const chat = e.NEWSLEDGER_CHAT_MODEL;
@@ -246,6 +315,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     budget: {
       maxTokens: flags.maxTokens ?? e.NEWSLEDGER_MAX_TOKENS,
       maxUsd: flags.maxUsd ?? e.NEWSLEDGER_MAX_USD,
+      node: { maxTokens: flags.nodeMaxTokens ?? e.NEWSLEDGER_NODE_MAX_TOKENS, maxUsd: flags.nodeMaxUsd ?? e.NEWSLEDGER_NODE_MAX_USD },
+      day: { maxTokens: flags.dayMaxTokens ?? e.NEWSLEDGER_DAY_MAX_TOKENS, maxUsd: flags.dayMaxUsd ?? e.NEWSLEDGER_DAY_MAX_USD },
+      month: { maxTokens: flags.monthMaxTokens ?? e.NEWSLEDGER_MONTH_MAX_TOKENS, maxUsd: flags.monthMaxUsd ?? e.NEWSLEDGER_MONTH_MAX_USD },
+      softRatio: e.NEWSLEDGER_SOFT_LIMIT,
+      fallbackModel: e.NEWSLEDGER_FALLBACK_MODEL,
+    },
+    alerts: {
+      console: e.NEWSLEDGER_ALERT_CONSOLE,
+      slackWebhook: e.NEWSLEDGER_ALERT_SLACK_WEBHOOK,
+      discordWebhook: e.NEWSLEDGER_ALERT_DISCORD_WEBHOOK,
+      webhookUrl: e.NEWSLEDGER_ALERT_WEBHOOK_URL,
+      smtpUrl: e.NEWSLEDGER_ALERT_SMTP_URL,
+      emailFrom: e.NEWSLEDGER_ALERT_EMAIL_FROM,
+      emailTo: e.NEWSLEDGER_ALERT_EMAIL_TO ?? [],
+      retries: e.NEWSLEDGER_ALERT_RETRIES,
+      timeoutMs: e.NEWSLEDGER_ALERT_TIMEOUT_MS,
+      cooldownMinutes: e.NEWSLEDGER_ALERT_COOLDOWN_MINUTES,
+      spike: { factor: e.NEWSLEDGER_SPIKE_FACTOR, runs: e.NEWSLEDGER_SPIKE_RUNS, minRuns: e.NEWSLEDGER_SPIKE_MIN_RUNS },
     },
     schedule: { cron: e.BRIEFING_CRON, timezone: e.BRIEFING_TZ },
     debug: e.NEWSLEDGER_DEBUG === "1",

@@ -17,7 +17,12 @@ import type { OpenedDatabase } from "../db/client";
 import { Ledger } from "../ledger";
 import { finishRun, reopenRun, startRun } from "../ledger/runs";
 import { sharedCheckpointer } from "../db/checkpointer";
-import { createModels } from "../llm/factory";
+import { createModels, withFallback } from "../llm/factory";
+import { Alerter, type RaisedAlert } from "../alerts/dispatch";
+import { channelsFrom } from "../alerts/channels";
+import { budgetAlert, forecastAlerts, spendForecast, spikeAlerts } from "../alerts/watch";
+import type { Alert } from "../alerts/types";
+import type { BudgetLimits } from "../ledger";
 import type { Models } from "../llm/types";
 import { initialState, type BriefingState } from "../pipeline/state";
 import { feedProblems, nodeCosts, runCost, type NodeCostRow } from "../report/queries";
@@ -59,6 +64,14 @@ export interface BriefingResult {
   unpriced_calls: number;
   unpriced_models: string[];
   nodes: NodeCostRow[];
+  /** Alerts this run raised, with how their delivery went. */
+  alerts: Array<Pick<Alert, "rule" | "scope" | "node" | "message"> & RaisedAlert>;
+}
+
+/** Every budget of the config as the ledger enforces it; days and months in BRIEFING_TZ. */
+export function budgetLimits(config: Config): BudgetLimits {
+  const b = config.budget;
+  return { maxTokens: b.maxTokens, maxUsd: b.maxUsd, node: b.node, day: b.day, month: b.month, softRatio: b.softRatio, timeZone: config.schedule.timezone };
 }
 
 export interface RunnerDeps {
@@ -70,7 +83,7 @@ export interface RunnerDeps {
 export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
   const { config, database, log } = deps;
   const db = database.db;
-  const models = options.models ?? createModels(config);
+  const models = withFallback(options.models ?? createModels(config), config);
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
   const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.
@@ -89,12 +102,33 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
       limits: { ...config.budget },
     });
   }
+  const alerter = new Alerter(db, {
+    channels: channelsFrom(config.alerts, log),
+    retries: config.alerts.retries,
+    cooldownMinutes: config.alerts.cooldownMinutes,
+    warn: (line) => log(`warning: ${line}`),
+  });
+  const raised: BriefingResult["alerts"] = [];
+  const sending: Promise<void>[] = [];
+  // Alerter.raise never throws: a channel that fails is recorded, the run goes on.
+  const raise = async (alert: Alert) => {
+    const outcome = await alerter.raise(alert);
+    raised.push({ rule: alert.rule, scope: alert.scope, node: alert.node, message: alert.message, ...outcome });
+  };
+  const limits = budgetLimits(config);
   const ledger = await Ledger.open({
     db,
     runId,
-    budget: config.budget,
+    budget: limits,
     defaultMaxOutputTokens: config.maxOutputTokens,
     pricesFile: config.pricesFile,
+    onBudgetEvent: (event) => {
+      // Sent while the run goes on; the run waits for it before it ends.
+      sending.push(raise(budgetAlert(event, WORKFLOW, runId)));
+      if (event.type === "soft_limit" && models.useFallback()) {
+        log(`soft limit: ${event.message}; the remaining chat calls use ${models.fallbackModel}`);
+      }
+    },
   });
   log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), feeds ${feeds.join(" ")}`);
 
@@ -152,6 +186,17 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
     briefing_path: final?.briefingPath ?? null,
   };
   await finishRun(db, runId, { status, haltReason, error, summary });
+  // Alerts never fail the run: each is stored and sent, or its trouble logged.
+  try {
+    for (const alert of await spikeAlerts(db, WORKFLOW, runId, config.alerts.spike)) await raise(alert);
+    if (limits.day || limits.month) {
+      const f = await spendForecast(db, { workflow: WORKFLOW, timeZone: config.schedule.timezone, cron: config.schedule.cron, limits });
+      for (const alert of forecastAlerts(f, WORKFLOW, runId, limits)) await raise(alert);
+    }
+  } catch (err) {
+    log(`warning: alert rules could not be checked: ${describeError(err)}`);
+  }
+  await Promise.all(sending);
 
   const run = await runCost(db, runId);
   const nodes = await nodeCosts(db, runId);
@@ -186,6 +231,7 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
     unpriced_calls: run?.unpriced_calls ?? 0,
     unpriced_models: unpricedModels,
     nodes,
+    alerts: raised,
   };
 }
 

@@ -1,4 +1,4 @@
-/** `npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--json]` */
+/** `npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--node-|day-|month-max-tokens N] [--json]` */
 import { ConfigError, loadConfig } from "../config";
 import { openConfiguredDatabase } from "../db/client";
 import { runBriefing } from "../app/run-briefing";
@@ -6,8 +6,14 @@ import { nodeTable, usd8 } from "../report/format";
 import { matchRunIds, runCost } from "../report/queries";
 import { parseFlags, parseNumberFlag, runCli } from "./common";
 
-const USAGE = `usage: npm run briefing -- [--feeds <url|file|folder> ...] [--max-tokens N] [--max-usd X] [--json]
-       npm run briefing -- --resume <runId> [--max-tokens N] [--max-usd X] [--json]
+const USAGE = `usage: npm run briefing -- [--feeds <url|file|folder> ...] [limits] [--json]
+       npm run briefing -- --resume <runId> [limits] [--json]
+
+limits (each overrides its setting in .env.example; tokens and USD):
+  --max-tokens N --max-usd X              this run
+  --node-max-tokens N --node-max-usd X    each node within the run
+  --day-max-tokens N --day-max-usd X      the calendar day (BRIEFING_TZ), all runs and processes
+  --month-max-tokens N --month-max-usd X  the calendar month
 
 Runs the daily briefing once, now; --resume continues a halted or failed run from where it stopped
 (its paid calls that succeeded are not made again; the limits count what it already spent). Exit codes: 0 succeeded, 3 halted by a budget, 1 failed,
@@ -20,6 +26,12 @@ runCli(async () => {
       feeds: { type: "string", multiple: true },
       "max-tokens": { type: "string" },
       "max-usd": { type: "string" },
+      "node-max-tokens": { type: "string" },
+      "node-max-usd": { type: "string" },
+      "day-max-tokens": { type: "string" },
+      "day-max-usd": { type: "string" },
+      "month-max-tokens": { type: "string" },
+      "month-max-usd": { type: "string" },
       resume: { type: "string" },
       json: { type: "boolean", default: false },
     },
@@ -30,6 +42,12 @@ runCli(async () => {
     feeds: flags.feeds,
     maxTokens: parseNumberFlag("max-tokens", flags["max-tokens"]),
     maxUsd: parseNumberFlag("max-usd", flags["max-usd"]),
+    nodeMaxTokens: parseNumberFlag("node-max-tokens", flags["node-max-tokens"]),
+    nodeMaxUsd: parseNumberFlag("node-max-usd", flags["node-max-usd"]),
+    dayMaxTokens: parseNumberFlag("day-max-tokens", flags["day-max-tokens"]),
+    dayMaxUsd: parseNumberFlag("day-max-usd", flags["day-max-usd"]),
+    monthMaxTokens: parseNumberFlag("month-max-tokens", flags["month-max-tokens"]),
+    monthMaxUsd: parseNumberFlag("month-max-usd", flags["month-max-usd"]),
   });
   const database = await openConfiguredDatabase(config);
   // The first Ctrl-C (delivered several times by the terminal, npm and tsx) stops the run and

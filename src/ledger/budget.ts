@@ -1,16 +1,17 @@
 /**
- * The run's budget: what was spent, what is reserved by calls in flight, and the gate that refuses
- * a call before it is sent. Tokens are counted as numbers (whole tokens), USD as BigInt units of
- * 10^-12 USD.
+ * Budgets as pure arithmetic: which scopes a call falls in (its run, its node within the run, the
+ * workflow's calendar day and month), and whether a call's reservation fits each scope's limit.
+ * budget-store.ts applies these decisions to counters in the database, atomically across
+ * processes. Tokens are whole numbers, USD BigInt units of 10^-12 USD.
  */
 import { stampRetryable } from "@langchain/core/errors";
-import { formatUsd, unitsToUsd, usdToUnits } from "./pricing";
+import { formatUsd, usdToUnits } from "./pricing";
 
 /** Thrown (by the ledger's handler, before a call is sent) when a call would break a budget. */
 export class BudgetExceededError extends Error {
   override name = "BudgetExceededError";
   constructor(
-    /** A reason a person can read, naming the limit and the figures, e.g. "run exceeded max tokens 3000 (spent 2950, next call needs ~420)". */
+    /** A reason a person can read, naming the limit and the figures, e.g. "run max tokens 3000 reached: 2950 spent, next summarize call needs ~420". */
     readonly reason: string,
   ) {
     super(reason);
@@ -23,10 +24,25 @@ export function isBudgetExceeded(err: unknown): err is BudgetExceededError {
   return err instanceof Error && err.name === "BudgetExceededError";
 }
 
-export interface BudgetLimits {
+/** One scope's limits, as given (a USD number is read as the decimal it was written as). */
+export interface ScopeLimits {
   maxTokens?: number;
-  /** USD; a number from the config is read as the decimal it was written as. */
   maxUsd?: number | string;
+}
+
+/**
+ * Every budget a ledger enforces. The top-level maxTokens / maxUsd are the run's own; `node`
+ * applies to each node of the run separately; `day` and `month` to all runs of the workflow in
+ * that calendar day or month of `timeZone`, in every process that shares the database.
+ */
+export interface BudgetLimits extends ScopeLimits {
+  node?: ScopeLimits;
+  day?: ScopeLimits;
+  month?: ScopeLimits;
+  /** The share of a limit at which a soft-limit event fires (0 < softRatio ≤ 1; default 0.8). */
+  softRatio?: number;
+  /** IANA zone of the calendar days and months (default UTC). */
+  timeZone?: string;
 }
 
 export interface Charge {
@@ -35,108 +51,162 @@ export interface Charge {
   usdUnits: bigint;
 }
 
-/**
- * Thrown by reserve() when a call would fit the budget but for what calls in flight have
- * reserved: the caller waits for `settled` and tries again, instead of halting a run that still
- * has room (their real usage is usually well under their reservation).
- */
-export class BudgetWait extends Error {
-  override name = "BudgetWait";
-  constructor(readonly settled: Promise<void>) {
-    super("waiting for calls in flight to settle before reserving");
+export type ScopeKind = "run" | "node" | "day" | "month";
+export const SCOPE_KINDS: readonly ScopeKind[] = ["run", "node", "day", "month"];
+
+export interface Limit {
+  tokens?: number;
+  usdUnits?: bigint;
+  /** The USD limit as written, for messages. */
+  usdText?: string;
+}
+
+/** One budget a call is counted against. */
+export interface Scope {
+  /** budget_counters.key */
+  key: string;
+  kind: ScopeKind;
+  workflow: string;
+  runId: string | null;
+  node: string | null;
+  /** YYYY-MM-DD or YYYY-MM for day and month scopes. */
+  period: string | null;
+  /** NULL: counted, not limited. */
+  limit: Limit | null;
+}
+
+/** A counter's figures as read under its row lock. */
+export interface CounterState {
+  spentTokens: number;
+  spentUnits: bigint;
+  reservedTokens: number;
+  reservedUnits: bigint;
+}
+
+export type Decision =
+  | { verdict: "ok"; /** Limited scopes this reservation takes to or past their soft share, with their figures before it. */ overSoft: SoftCrossing[] }
+  | { verdict: "wait" }
+  | { verdict: "refuse"; scope: Scope; reason: string };
+
+export interface SoftCrossing {
+  scope: Scope;
+  counter: CounterState;
+}
+
+export const DEFAULT_SOFT_RATIO = 0.8;
+
+export function normaliseLimit(limits: ScopeLimits | undefined, what: string): Limit | null {
+  if (!limits) return null;
+  const out: Limit = {};
+  if (limits.maxTokens !== undefined) {
+    if (!(Number.isInteger(limits.maxTokens) && limits.maxTokens > 0)) {
+      throw new RangeError(`budget ${what} maxTokens must be a positive whole number, got ${limits.maxTokens}`);
+    }
+    out.tokens = limits.maxTokens;
+  }
+  if (limits.maxUsd !== undefined) {
+    // A number as a plain decimal: String(1e-7) would be "1e-7".
+    out.usdText = typeof limits.maxUsd === "number" ? limits.maxUsd.toFixed(12).replace(/\.?0+$/, "") : limits.maxUsd;
+    out.usdUnits = usdToUnits(out.usdText);
+    if (out.usdUnits <= 0n) throw new RangeError(`budget ${what} maxUsd must be positive, got ${limits.maxUsd}`);
+  }
+  return out.tokens === undefined && out.usdUnits === undefined ? null : out;
+}
+
+/** Checks a whole set of limits up front, so that a bad value fails before the run starts. */
+export function validateLimits(limits: BudgetLimits): void {
+  normaliseLimit(limits, "run");
+  for (const kind of ["node", "day", "month"] as const) normaliseLimit(limits[kind], kind);
+  const ratio = limits.softRatio ?? DEFAULT_SOFT_RATIO;
+  if (!(ratio > 0 && ratio <= 1)) throw new RangeError(`budget softRatio must be above 0 and at most 1, got ${ratio}`);
+  calendarPeriod(new Date(0), limits.timeZone ?? "UTC");
+}
+
+/** The calendar day (YYYY-MM-DD) and month (YYYY-MM) of an instant in a zone. */
+export function calendarPeriod(at: Date, timeZone: string): { day: string; month: string } {
+  let parts: Intl.DateTimeFormatPart[];
+  try {
+    parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(at);
+  } catch {
+    throw new RangeError(`budget timeZone "${timeZone}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`);
+  }
+  const get = (type: string) => parts.find((p) => p.type === type)!.value;
+  return { day: `${get("year")}-${get("month")}-${get("day")}`, month: `${get("year")}-${get("month")}` };
+}
+
+/** The four scopes a call of `node` in run `runId` at `at` is counted against. */
+export function scopesFor(call: { workflow: string; runId: string; node: string; at: Date }, limits: BudgetLimits): Scope[] {
+  const { day, month } = calendarPeriod(call.at, limits.timeZone ?? "UTC");
+  const base = { workflow: call.workflow };
+  return [
+    { ...base, key: `run:${call.runId}`, kind: "run", runId: call.runId, node: null, period: null, limit: normaliseLimit(limits, "run") },
+    { ...base, key: `node:${call.runId}:${call.node}`, kind: "node", runId: call.runId, node: call.node, period: null, limit: normaliseLimit(limits.node, "node") },
+    { ...base, key: `day:${call.workflow}:${day}`, kind: "day", runId: null, node: null, period: day, limit: normaliseLimit(limits.day, "day") },
+    { ...base, key: `month:${call.workflow}:${month}`, kind: "month", runId: null, node: null, period: month, limit: normaliseLimit(limits.month, "month") },
+  ];
+}
+
+/** How a scope is named in a halt reason: "run", "node validate", "day 2026-12-03 (UTC) of daily_briefing". */
+export function scopeLabel(scope: Scope, timeZone = "UTC"): string {
+  switch (scope.kind) {
+    case "run":
+      return "run";
+    case "node":
+      return `node ${scope.node}`;
+    default:
+      return `${scope.kind} ${scope.period} (${timeZone}) of ${scope.workflow}`;
   }
 }
 
+/** limit × ratio, rounded down: the point at which a soft-limit event fires. */
+export function softThreshold(limit: Limit, ratio: number): Limit {
+  const permille = BigInt(Math.round(ratio * 1000));
+  return {
+    tokens: limit.tokens === undefined ? undefined : Math.floor((limit.tokens * Number(permille)) / 1000),
+    usdUnits: limit.usdUnits === undefined ? undefined : (limit.usdUnits * permille) / 1000n,
+  };
+}
+
 /**
- * Reservations are made synchronously (check and reserve with no await between), so calls that
- * start at the same time in one process cannot both slip under a limit.
+ * Whether a call needing `need` may reserve it in every scope. A call that would fit a scope but
+ * for what calls in flight have reserved waits (their real usage is usually well under their
+ * reservation) instead of halting a run that still has room.
  */
-export class BudgetTracker {
-  readonly maxTokens: number | undefined;
-  readonly maxUsdUnits: bigint | undefined;
-  private readonly maxUsdText: string | undefined;
-  private spentTokens = 0;
-  private spentUnits = 0n;
-  private readonly reservations = new Map<string, Charge>();
-  private settledWaiters: (() => void)[] = [];
-  /** Set by the first refusal; every later call is refused with it too (a halted run stops spending). */
-  haltReason: string | null = null;
-
-  constructor(limits: BudgetLimits = {}, alreadySpent: Charge = { tokens: 0, usdUnits: 0n }) {
-    this.spentTokens = alreadySpent.tokens;
-    this.spentUnits = alreadySpent.usdUnits;
-    if (limits.maxTokens !== undefined && !(Number.isInteger(limits.maxTokens) && limits.maxTokens > 0)) {
-      throw new RangeError(`budget maxTokens must be a positive whole number, got ${limits.maxTokens}`);
+export function decide(
+  scopes: readonly Scope[],
+  counters: ReadonlyMap<string, CounterState>,
+  need: Charge,
+  label: string,
+  options: { softRatio?: number; timeZone?: string } = {},
+): Decision {
+  let wait = false;
+  const overSoft: SoftCrossing[] = [];
+  for (const scope of scopes) {
+    const limit = scope.limit;
+    if (!limit) continue;
+    const c = counters.get(scope.key) ?? { spentTokens: 0, spentUnits: 0n, reservedTokens: 0, reservedUnits: 0n };
+    const name = scopeLabel(scope, options.timeZone);
+    const spentBy = scope.kind === "day" || scope.kind === "month" ? " by all runs" : "";
+    if (limit.tokens !== undefined && c.spentTokens + need.tokens > limit.tokens) {
+      return { verdict: "refuse", scope, reason: `${name} max tokens ${limit.tokens} reached: ${c.spentTokens} spent${spentBy}, next ${label} needs ~${need.tokens}` };
     }
-    this.maxTokens = limits.maxTokens;
-    if (limits.maxUsd !== undefined) {
-      // A number as a plain decimal: String(1e-7) would be "1e-7".
-      this.maxUsdText = typeof limits.maxUsd === "number" ? limits.maxUsd.toFixed(12).replace(/\.?0+$/, "") : limits.maxUsd;
-      this.maxUsdUnits = usdToUnits(this.maxUsdText);
-      if (this.maxUsdUnits <= 0n) throw new RangeError(`budget maxUsd must be positive, got ${limits.maxUsd}`);
+    if (limit.usdUnits !== undefined && c.spentUnits + need.usdUnits > limit.usdUnits) {
+      return {
+        verdict: "refuse",
+        scope,
+        reason: `${name} max USD ${limit.usdText} reached: $${formatUsd(c.spentUnits)} spent${spentBy}, next ${label} needs ~$${formatUsd(need.usdUnits)} (${need.tokens} tokens)`,
+      };
+    }
+    const overTokens = limit.tokens !== undefined && c.spentTokens + c.reservedTokens + need.tokens > limit.tokens;
+    const overUsd = limit.usdUnits !== undefined && c.spentUnits + c.reservedUnits + need.usdUnits > limit.usdUnits;
+    if (overTokens || overUsd) wait = true;
+    const soft = softThreshold(limit, options.softRatio ?? DEFAULT_SOFT_RATIO);
+    if (
+      (soft.tokens !== undefined && c.spentTokens + c.reservedTokens + need.tokens >= soft.tokens) ||
+      (soft.usdUnits !== undefined && c.spentUnits + c.reservedUnits + need.usdUnits >= soft.usdUnits)
+    ) {
+      overSoft.push({ scope, counter: c });
     }
   }
-
-  get reservedTokens(): number {
-    let t = 0;
-    for (const r of this.reservations.values()) t += r.tokens;
-    return t;
-  }
-
-  get reservedUnits(): bigint {
-    let u = 0n;
-    for (const r of this.reservations.values()) u += r.usdUnits;
-    return u;
-  }
-
-  spent(): { tokens: number; usd: string; usdUnits: bigint } {
-    return { tokens: this.spentTokens, usd: unitsToUsd(this.spentUnits), usdUnits: this.spentUnits };
-  }
-
-  hasReservation(id: string): boolean {
-    return this.reservations.has(id);
-  }
-
-  /**
-   * Reserves `need` for call `id`, or throws BudgetExceededError. `label` names the call in the
-   * reason ("summarize call").
-   */
-  reserve(id: string, need: Charge, label: string): void {
-    if (this.haltReason) throw new BudgetExceededError(this.haltReason);
-    const reservedTokens = this.reservedTokens;
-    const reservedUnits = this.reservedUnits;
-    const overTokens = (reserved: number) => this.maxTokens !== undefined && this.spentTokens + reserved + need.tokens > this.maxTokens;
-    const overUsd = (reserved: bigint) => this.maxUsdUnits !== undefined && this.spentUnits + reserved + need.usdUnits > this.maxUsdUnits;
-    if ((overTokens(reservedTokens) || overUsd(reservedUnits)) && !overTokens(0) && !overUsd(0n) && this.reservations.size > 0) {
-      throw new BudgetWait(new Promise((resolve) => this.settledWaiters.push(resolve)));
-    }
-    if (this.maxTokens !== undefined && this.spentTokens + reservedTokens + need.tokens > this.maxTokens) {
-      const inFlight = reservedTokens > 0 ? ` (+${reservedTokens} reserved by calls in flight)` : "";
-      this.haltReason = `run max tokens ${this.maxTokens} reached: ${this.spentTokens} spent${inFlight}, next ${label} needs ~${need.tokens}`;
-      throw new BudgetExceededError(this.haltReason);
-    }
-    if (this.maxUsdUnits !== undefined && this.spentUnits + reservedUnits + need.usdUnits > this.maxUsdUnits) {
-      const inFlight = reservedUnits > 0n ? ` (+$${formatUsd(reservedUnits)} reserved by calls in flight)` : "";
-      this.haltReason =
-        `run max USD ${this.maxUsdText} reached: $${formatUsd(this.spentUnits)} spent${inFlight}, ` +
-        `next ${label} needs ~$${formatUsd(need.usdUnits)} (${need.tokens} tokens)`;
-      throw new BudgetExceededError(this.haltReason);
-    }
-    this.reservations.set(id, need);
-  }
-
-  /** Replaces the reservation of `id` by what the call really cost. */
-  settle(id: string, actual: Charge): void {
-    this.reservations.delete(id);
-    this.spentTokens += actual.tokens;
-    this.spentUnits += actual.usdUnits;
-    const waiters = this.settledWaiters;
-    this.settledWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  /** The reservation of `id`, if any (what a call with unknown usage is charged). */
-  reservation(id: string): Charge | undefined {
-    return this.reservations.get(id);
-  }
+  return wait ? { verdict: "wait" } : { verdict: "ok", overSoft };
 }

@@ -90,7 +90,7 @@ export class LedgerHandler extends BaseCallbackHandler {
     _tags?: string[],
     metadata?: Record<string, unknown>,
   ): Promise<void> {
-    await this.recorder.gateWhenRoom("handleChatModelStart", () => this.recorder.chatStart(llm, messages?.[0] ?? [], runId, parentRunId, extraParams, metadata));
+    await this.recorder.gateOnce(runId, "handleChatModelStart", () => this.recorder.chatStart(llm, messages?.[0] ?? [], runId, parentRunId, extraParams, metadata));
   }
 
   /** The same gate for completion-style LLMs (prompts as strings). */
@@ -103,7 +103,7 @@ export class LedgerHandler extends BaseCallbackHandler {
     _tags?: string[],
     metadata?: Record<string, unknown>,
   ): Promise<void> {
-    await this.recorder.gateWhenRoom("handleLLMStart", () =>
+    await this.recorder.gateOnce(runId, "handleLLMStart", () =>
       this.recorder.chatStart(llm, (prompts ?? []).slice(0, 1).map((content) => ({ content })), runId, parentRunId, extraParams, metadata),
     );
   }
@@ -127,7 +127,7 @@ export class LedgerHandler extends BaseCallbackHandler {
     switch (name) {
       case EMBEDDING_START:
         // The gate for embeddings: may throw BudgetExceededError back into trackEmbeddingCall.
-        await this.recorder.gateWhenRoom("embedding start", () => this.recorder.embeddingStart(data as EmbeddingStartEvent, runId, metadata));
+        await this.recorder.gateOnce(String((data as EmbeddingStartEvent)?.callId), "embedding start", () => this.recorder.embeddingStart(data as EmbeddingStartEvent, runId, metadata));
         return;
       case EMBEDDING_END:
         this.recorder.guard("embedding end", () => this.recorder.embeddingEnd(data as EmbeddingEndEvent));

@@ -17,10 +17,11 @@ import { llmCalls, runs } from "../db/schema";
 import { parseDecimal } from "./decimal";
 import { COST_SCALE } from "./pricing";
 import type { BudgetLimits } from "./budget";
+import { releaseAbandonedReservations } from "./budget-store";
 import { LedgerHandler } from "./handler";
 import { loadPriceBook } from "./price-book";
 import type { PriceBook } from "./pricing";
-import { Recorder, type LedgerAlert } from "./recorder";
+import { Recorder, type BudgetEvent, type LedgerAlert } from "./recorder";
 
 export interface LedgerOpenOptions {
   db: Database;
@@ -31,6 +32,8 @@ export interface LedgerOpenOptions {
   defaultMaxOutputTokens: number;
   /** A user price file (NEWSLEDGER_PRICES) added to the shipped table. */
   pricesFile?: string;
+  /** Told when a budget passes its soft share or refuses a call (once per scope). */
+  onBudgetEvent?: (event: BudgetEvent) => void;
 }
 
 export class Ledger {
@@ -47,12 +50,14 @@ export class Ledger {
   }
 
   static async open(options: LedgerOpenOptions): Promise<Ledger> {
-    const found = await options.db.select({ id: runs.id }).from(runs).where(eq(runs.id, options.runId));
+    const found = await options.db.select({ id: runs.id, workflow: runs.workflow }).from(runs).where(eq(runs.id, options.runId));
     if (found.length === 0) throw new Error(`Ledger.open: no run ${options.runId}; call startRun first`);
     if (!(Number.isInteger(options.defaultMaxOutputTokens) && options.defaultMaxOutputTokens > 0)) {
       throw new RangeError(`Ledger.open: defaultMaxOutputTokens must be a positive whole number, got ${options.defaultMaxOutputTokens}`);
     }
     const book = await loadPriceBook(options.db, options.pricesFile);
+    // Calls in flight of runs that died (their process was killed) hold budget nobody will settle.
+    await releaseAbandonedReservations(options.db);
     // A resumed run already spent something: its budget counts it.
     const [before] = await options.db
       .select({ tokens: sql<string | null>`sum(${llmCalls.totalTokens})`, usd: sql<string | null>`sum(${llmCalls.costUsd})` })
@@ -66,7 +71,9 @@ export class Ledger {
       new Recorder({
         db: options.db,
         runId: options.runId,
+        workflow: found[0]!.workflow,
         book,
+        onBudgetEvent: options.onBudgetEvent,
         budget: options.budget,
         defaultMaxOutputTokens: options.defaultMaxOutputTokens,
         alreadySpent,
@@ -84,8 +91,14 @@ export class Ledger {
    * the run ends; `{ final: false }` writes without touching calls still in flight. Throws
    * LedgerWriteError when rows could not be written; they stay buffered for another flush().
    */
-  flush(options?: { final?: boolean }): Promise<void> {
-    return this.recorder.flush(options);
+  async flush(options?: { final?: boolean }): Promise<void> {
+    await this.recorder.flush(options);
+    if (options?.final !== false) await this.recorder.releaseReservations();
+  }
+
+  /** Why no further call can fit the run's budget or one it shares with other runs (day, month); null while there is room. */
+  exhausted(): Promise<string | null> {
+    return this.recorder.exhausted();
   }
 
   /** Set when the budget refused a call: the limit and the figures. */
@@ -115,8 +128,8 @@ export class Ledger {
 }
 
 export { LedgerHandler } from "./handler";
-export { Recorder, LedgerWriteError, type LedgerAlert, type AlertKind } from "./recorder";
-export { BudgetExceededError, isBudgetExceeded, BudgetTracker, type BudgetLimits } from "./budget";
+export { Recorder, LedgerWriteError, type LedgerAlert, type AlertKind, type BudgetEvent } from "./recorder";
+export { BudgetExceededError, isBudgetExceeded, calendarPeriod, type BudgetLimits, type ScopeLimits, type Scope } from "./budget";
 export { ledgerFetch } from "./fetch";
 export { trackEmbeddingCall } from "./events";
 export { KEEPS_RESULTS_METADATA, keepsResults, rejectReply, type ReplyMessage } from "./replies";

@@ -10,10 +10,13 @@
 import { describeError, classifyError, nodeFailureClass } from "./errors";
 import type { Database } from "../db/client";
 import type { NewLlmCall } from "../db/schema";
-import { BudgetExceededError, BudgetTracker, BudgetWait, isBudgetExceeded, type BudgetLimits, type Charge } from "./budget";
+import { BudgetExceededError, isBudgetExceeded, scopeLabel, scopesFor, validateLimits, type BudgetLimits, type Charge, type Scope, type SoftCrossing } from "./budget";
+import { BudgetStore, settleReservationsIn } from "./budget-store";
 
 /** How long a call waits, in all, for calls in flight to free room in the budget. */
 const GATE_WAIT_MS = 120_000;
+/** How often a waiting call looks again (calls of other processes settle without telling us). */
+const GATE_POLL_MS = 100;
 import { parseDecimal, formatUnits } from "./decimal";
 import {
   fingerprintOf,
@@ -30,13 +33,15 @@ import {
   type ReplyRejectedEvent,
 } from "./events";
 import { KEEPS_RESULTS_METADATA } from "./replies";
-import { cleanModelName, conservativeRate, COST_SCALE, costUnits, priceCall, ratesForEstimate, type PriceBook } from "./pricing";
+import { cleanModelName, conservativeRate, COST_SCALE, costUnits, formatUsd, priceCall, ratesForEstimate, unitsToUsd, type PriceBook } from "./pricing";
 import { contentText, countTextTokens, estimateMessagesTokens } from "./tokens";
 import { upsertCalls, upsertNodeRuns, type NewNodeRun } from "./writer";
 
 export interface RecorderOptions {
   db: Database;
   runId: string;
+  /** runs.workflow: the day and month budgets are the workflow's. */
+  workflow: string;
   book: PriceBook;
   /** What the run spent before this ledger opened (a resumed run), counted against its budget. */
   alreadySpent?: Charge;
@@ -44,6 +49,22 @@ export interface RecorderOptions {
   /** What a chat call reserves for its output when it sets no max_tokens. */
   defaultMaxOutputTokens: number;
   now?: () => Date;
+  /** Told when a budget passes its soft share or refuses a call (once per scope and run). */
+  onBudgetEvent?: (event: BudgetEvent) => void;
+}
+
+/** A budget that passed its soft share (the run goes on) or refused a call (the run halts). */
+export interface BudgetEvent {
+  type: "soft_limit" | "hard_limit";
+  scope: Scope;
+  node: string;
+  /** The halt reason, or a sentence with the figures for a soft limit. */
+  message: string;
+  /** Spent and reserved in the scope before this call, and what the call needed. */
+  spentTokens: number;
+  spentUsd: string;
+  reservedTokens: number;
+  needTokens: number;
 }
 
 export type AlertKind = "unknown_model" | "missing_usage" | "stream_interrupted" | "quota" | "budget" | "write_failed";
@@ -200,7 +221,22 @@ function httpClass(status: number, code?: string, message?: string): string {
 export class Recorder implements HttpAttemptSink {
   readonly runId: string;
   readonly book: PriceBook;
-  readonly budget: BudgetTracker;
+  readonly workflow: string;
+  private readonly limits: BudgetLimits;
+  private readonly store: BudgetStore;
+  private readonly onBudgetEvent: ((event: BudgetEvent) => void) | undefined;
+  /** Set by the first refusal; every later call is refused with it too (a halted run stops spending). */
+  private halt: string | null = null;
+  private spentTokens = 0;
+  private spentUnits = 0n;
+  /** What each call in flight reserved (a call with unknown usage is charged it). */
+  private readonly reservations = new Map<string, Charge>();
+  /** Settled charges whose counters are updated with the next write of the rows. */
+  private readonly settlements = new Map<string, Charge>();
+  private settledWaiters: (() => void)[] = [];
+  /** Gates in progress by call id: a second handler instance on the same call waits for the first. */
+  private readonly gates = new Map<string, Promise<void>>();
+  private readonly budgetEventsSent = new Set<string>();
   private readonly db: Database;
   private readonly defaultMaxOutputTokens: number;
   private readonly now: () => Date;
@@ -233,7 +269,13 @@ export class Recorder implements HttpAttemptSink {
     this.db = options.db;
     this.runId = options.runId;
     this.book = options.book;
-    this.budget = new BudgetTracker(options.budget ?? {}, options.alreadySpent);
+    this.workflow = options.workflow;
+    this.limits = options.budget ?? {};
+    validateLimits(this.limits);
+    this.store = new BudgetStore(options.db, { softRatio: this.limits.softRatio, timeZone: this.limits.timeZone ?? "UTC" });
+    this.onBudgetEvent = options.onBudgetEvent;
+    this.spentTokens = options.alreadySpent?.tokens ?? 0;
+    this.spentUnits = options.alreadySpent?.usdUnits ?? 0n;
     this.defaultMaxOutputTokens = options.defaultMaxOutputTokens;
     this.now = options.now ?? (() => new Date());
   }
@@ -241,12 +283,11 @@ export class Recorder implements HttpAttemptSink {
   // ---- reading ----------------------------------------------------------------------------
 
   get haltReason(): string | null {
-    return this.budget.haltReason;
+    return this.halt;
   }
 
   spent(): { tokens: number; usd: string } {
-    const s = this.budget.spent();
-    return { tokens: s.tokens, usd: s.usd };
+    return { tokens: this.spentTokens, usd: unitsToUsd(this.spentUnits) };
   }
 
   unpricedModels(): string[] {
@@ -262,6 +303,24 @@ export class Recorder implements HttpAttemptSink {
     return this.dirtyCalls.size + this.dirtyNodes.size;
   }
 
+  private wakeWaiters(): void {
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Why no further call can fit a budget shared with other runs (day, month), or null. */
+  async exhausted(): Promise<string | null> {
+    if (this.halt) return this.halt;
+    const scopes = scopesFor({ workflow: this.workflow, runId: this.runId, node: "", at: this.now() }, this.limits).filter((s) => s.kind !== "node");
+    return this.store.exhausted(scopes);
+  }
+
+  /** Frees what calls that never reached the provider still hold in the budget counters. */
+  async releaseReservations(): Promise<void> {
+    await this.store.releaseRun(this.runId);
+  }
+
   // ---- guarding ---------------------------------------------------------------------------
 
   /** Runs a non-gate step; its errors become `problems`, never exceptions. */
@@ -274,37 +333,101 @@ export class Recorder implements HttpAttemptSink {
   }
 
   /** Runs a gate step: a BudgetExceededError propagates (it stops the call), anything else becomes a problem. */
-  gate(what: string, fn: () => void): void {
+  async gate(what: string, fn: () => Promise<void>): Promise<void> {
     try {
-      fn();
+      await fn();
     } catch (err) {
-      if (isBudgetExceeded(err) || err instanceof BudgetWait) throw err;
+      if (isBudgetExceeded(err)) throw err;
       this.problem(what, err);
     }
   }
 
   /**
-   * The gate in front of a call: while the budget has room but calls in flight hold it, waits for
-   * one of them to settle and tries again (at most GATE_WAIT_MS in all, then the run halts).
+   * Reserves `need` for call `id` in every budget that applies, or throws BudgetExceededError.
+   * While a budget has room but calls in flight (of any process) hold it, waits for them to
+   * settle and tries again (at most GATE_WAIT_MS in all, then the run halts).
    */
-  async gateWhenRoom(what: string, fn: () => void): Promise<void> {
+  private async reserve(id: string, node: string, need: Charge, label: string): Promise<void> {
     const deadline = Date.now() + GATE_WAIT_MS;
     for (;;) {
+      if (this.halt) throw new BudgetExceededError(this.halt);
+      const scopes = scopesFor({ workflow: this.workflow, runId: this.runId, node, at: this.now() }, this.limits);
+      let decision;
       try {
-        this.gate(what, fn);
-        return;
+        decision = await this.store.reserve(id, this.runId, node, scopes, need, label);
       } catch (err) {
-        if (!(err instanceof BudgetWait)) throw err;
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          this.budget.haltReason ??= `budget: waited ${GATE_WAIT_MS / 1000} s for calls in flight to settle`;
-          throw new BudgetExceededError(this.budget.haltReason);
+        // Without the shared counters no budget can be held: a limited run stops rather than overspend.
+        if (!scopes.some((s) => s.limit)) {
+          this.problem("reserving a budget", err);
+          this.reservations.set(id, need);
+          return;
         }
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([err.settled, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
+        this.halt ??= `budget: the budget counters could not be read (${describeError(err)}); no further call is sent`;
+        this.alert({ kind: "budget", message: this.halt, node });
+        throw new BudgetExceededError(this.halt);
       }
+      if (decision.verdict === "ok") {
+        this.reservations.set(id, need);
+        for (const crossing of decision.overSoft) this.softLimit(crossing, node, need);
+        return;
+      }
+      if (decision.verdict === "refuse") {
+        this.halt ??= decision.reason;
+        this.alert({ kind: "budget", message: decision.reason, node });
+        this.budgetEvent("hard_limit", decision.scope, node, decision.reason, need);
+        throw new BudgetExceededError(this.halt);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.halt ??= `budget: waited ${GATE_WAIT_MS / 1000} s for calls in flight to settle`;
+        throw new BudgetExceededError(this.halt);
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.settledWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(left, GATE_POLL_MS)))),
+      ]);
+      clearTimeout(timer);
     }
+  }
+
+  private softLimit(crossing: SoftCrossing, node: string, need: Charge): void {
+    const { scope, counter } = crossing;
+    const limit = scope.limit!;
+    const parts: string[] = [];
+    if (limit.tokens !== undefined) parts.push(`${counter.spentTokens + counter.reservedTokens + need.tokens} of ${limit.tokens} tokens`);
+    if (limit.usdUnits !== undefined) parts.push(`$${formatUsd(counter.spentUnits + counter.reservedUnits + need.usdUnits)} of $${limit.usdText}`);
+    const share = Math.round((this.limits.softRatio ?? 0.8) * 100);
+    this.budgetEvent("soft_limit", scope, node, `${scopeLabel(scope, this.limits.timeZone ?? "UTC")} passed ${share}% of its budget: ${parts.join(", ")} spent or reserved`, need, counter);
+  }
+
+  private budgetEvent(type: BudgetEvent["type"], scope: Scope, node: string, message: string, need: Charge, counter?: SoftCrossing["counter"]): void {
+    const once = `${type}:${scope.key}`;
+    if (!this.onBudgetEvent || this.budgetEventsSent.has(once)) return;
+    this.budgetEventsSent.add(once);
+    try {
+      this.onBudgetEvent({
+        type,
+        scope,
+        node,
+        message,
+        spentTokens: counter?.spentTokens ?? this.spentTokens,
+        spentUsd: unitsToUsd(counter?.spentUnits ?? this.spentUnits),
+        reservedTokens: counter?.reservedTokens ?? 0,
+        needTokens: need.tokens,
+      });
+    } catch (err) {
+      this.problem("budget event listener", err);
+    }
+  }
+
+  /** Runs a call's gate once, however many handler instances report the call. */
+  async gateOnce(id: string, what: string, fn: () => Promise<void>): Promise<void> {
+    const running = this.gates.get(id);
+    if (running) return running;
+    const gate = this.gate(what, fn).finally(() => this.gates.delete(id));
+    this.gates.set(id, gate);
+    return gate;
   }
 
   async guardAsync(what: string, fn: () => Promise<void>): Promise<void> {
@@ -439,14 +562,14 @@ export class Recorder implements HttpAttemptSink {
     return call;
   }
 
-  chatStart(
+  async chatStart(
     llm: unknown,
     messages: readonly unknown[],
     runId: string,
     parentRunId: string | undefined,
     extraParams: Record<string, unknown> | undefined,
     metadata: Record<string, unknown> | undefined,
-  ): void {
+  ): Promise<void> {
     if (this.calls.has(runId)) return;
     const now = this.now();
     const na = this.nodeAttemptFor(parentRunId);
@@ -482,13 +605,7 @@ export class Recorder implements HttpAttemptSink {
       this.problem("pricing a chat estimate", err);
       need = { tokens: estimatedInputTokens + maxOutputTokens, usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, conservativeRate(this.book)) };
     }
-    try {
-      this.budget.reserve(runId, need, `${node} call`);
-    } catch (err) {
-      if (err instanceof BudgetWait) throw err;
-      this.alert({ kind: "budget", message: (err as Error).message, node });
-      throw err;
-    }
+    await this.reserve(runId, node, need, `${node} call`);
     this.openCall({
       id: runId,
       kind: "chat",
@@ -737,7 +854,7 @@ export class Recorder implements HttpAttemptSink {
 
   // ---- embeddings --------------------------------------------------------------------------
 
-  embeddingStart(data: EmbeddingStartEvent, runId: string, metadata: Record<string, unknown> | undefined): void {
+  async embeddingStart(data: EmbeddingStartEvent, runId: string, metadata: Record<string, unknown> | undefined): Promise<void> {
     if (!data || typeof data.callId !== "string" || this.calls.has(data.callId)) return;
     const now = this.now();
     const na = this.nodeAttemptFor(runId);
@@ -751,13 +868,7 @@ export class Recorder implements HttpAttemptSink {
       this.problem("pricing an embedding estimate", err);
       usdUnits = costUnits({ inputTokens: estimated, outputTokens: 0 }, conservativeRate(this.book));
     }
-    try {
-      this.budget.reserve(data.callId, { tokens: estimated, usdUnits }, `${node} embedding call`);
-    } catch (err) {
-      if (err instanceof BudgetWait) throw err;
-      this.alert({ kind: "budget", message: (err as Error).message, node });
-      throw err;
-    }
+    await this.reserve(data.callId, node, { tokens: estimated, usdUnits }, `${node} embedding call`);
     this.openCall({
       id: data.callId,
       kind: "embedding",
@@ -925,7 +1036,7 @@ export class Recorder implements HttpAttemptSink {
       unregisterAttemptSink(this.sinkRef);
       this.sinkRef = null;
     }
-    const reserved = this.budget.reservation(call.id) ?? { tokens: call.estimatedInputTokens + call.maxOutputTokens, usdUnits: 0n };
+    const reserved = this.reservations.get(call.id) ?? { tokens: call.estimatedInputTokens + call.maxOutputTokens, usdUnits: 0n };
     let tokens = 0;
     let usdUnits = 0n;
     let missingCounted = false;
@@ -942,7 +1053,10 @@ export class Recorder implements HttpAttemptSink {
         usdUnits += c.usdUnits;
       }
     }
-    this.budget.settle(call.id, { tokens, usdUnits });
+    this.reservations.delete(call.id);
+    this.spentTokens += tokens;
+    this.spentUnits += usdUnits;
+    this.settlements.set(call.id, { tokens, usdUnits });
   }
 
   private markCall(id: string): void {
@@ -1014,28 +1128,25 @@ export class Recorder implements HttpAttemptSink {
     const run = async (): Promise<boolean> => {
       const nodeIds = [...this.dirtyNodes];
       const callIds = [...this.dirtyCalls];
-      if (nodeIds.length === 0 && callIds.length === 0) return true;
+      if (nodeIds.length === 0 && callIds.length === 0 && this.settlements.size === 0) return true;
       const nodeVersions = nodeIds.map((id) => this.versions.get(`node:${id}`));
       const callVersions = callIds.map((id) => this.versions.get(id));
+      const settling = new Map(this.settlements);
       try {
-        if (nodeIds.length > 0) {
-          await upsertNodeRuns(
-            this.db,
-            nodeIds.map((id) => this.nodeRow(this.nodeAttempts.get(id)!)),
-          );
-          nodeIds.forEach((id, i) => {
-            if (this.versions.get(`node:${id}`) === nodeVersions[i]) this.dirtyNodes.delete(id);
-          });
-        }
-        if (callIds.length > 0) {
-          await upsertCalls(
-            this.db,
-            callIds.map((id) => ({ ...this.rows.get(id)! })),
-          );
-          callIds.forEach((id, i) => {
-            if (this.versions.get(id) === callVersions[i]) this.dirtyCalls.delete(id);
-          });
-        }
+        // The rows and the budget counters they settle change together, or not at all.
+        await this.db.transaction(async (tx) => {
+          if (nodeIds.length > 0) await upsertNodeRuns(tx, nodeIds.map((id) => this.nodeRow(this.nodeAttempts.get(id)!)));
+          if (callIds.length > 0) await upsertCalls(tx, callIds.map((id) => ({ ...this.rows.get(id)! })));
+          await settleReservationsIn(tx, settling);
+        });
+        nodeIds.forEach((id, i) => {
+          if (this.versions.get(`node:${id}`) === nodeVersions[i]) this.dirtyNodes.delete(id);
+        });
+        callIds.forEach((id, i) => {
+          if (this.versions.get(id) === callVersions[i]) this.dirtyCalls.delete(id);
+        });
+        for (const id of settling.keys()) this.settlements.delete(id);
+        if (settling.size > 0) this.wakeWaiters();
         return true;
       } catch (err) {
         if (this.lastWriteError === null) {

@@ -42,3 +42,32 @@ function createOpenAiCompatibleModels(config: Config): Models {
     embeddingModelName: config.models.embedding,
   };
 }
+
+/** Models that can switch every chat stage to a cheaper model mid-run (after a soft budget limit). */
+export interface SwitchableModels extends Models {
+  /** Switches the remaining chat calls to the fallback; false when there is none or it is already in use. */
+  useFallback(): boolean;
+  readonly fallbackModel: string | undefined;
+}
+
+export function withFallback(primary: Models, config: Config): SwitchableModels {
+  const fallbackModel = config.budget.fallbackModel;
+  let fallback: Models | null = null;
+  const current = () => fallback ?? primary;
+  return {
+    get provider() {
+      return primary.provider;
+    },
+    chat: (stage) => current().chat(stage),
+    chatModelName: (stage) => current().chatModelName(stage),
+    embeddings: primary.embeddings,
+    embeddingModelName: primary.embeddingModelName,
+    fallbackModel,
+    useFallback() {
+      if (!fallbackModel || fallback) return false;
+      const models = Object.fromEntries(CHAT_STAGES.map((stage) => [stage, fallbackModel])) as Record<ChatStage, string>;
+      fallback = createModels({ ...config, provider: primary.provider, models: { ...config.models, ...models } });
+      return true;
+    },
+  };
+}

@@ -212,6 +212,11 @@ async function priceIdOf(model: string, source = "user"): Promise<number> {
         priceId: await priceIdOf("o3-mini-2025-01-31"),
         costUsd: "0.002728000000",
         providerCostUsd: null,
+        avoidedInputTokens: null,
+        avoidedOutputTokens: null,
+        avoidedTotalTokens: null,
+        avoidedCostUsd: null,
+        cacheKey: null,
         startedAt: expect.any(Date),
         finishedAt: expect.any(Date),
       });
@@ -468,12 +473,12 @@ async function priceIdOf(model: string, source = "user"): Promise<number> {
   describe("buffering", () => {
     it("keeps rows when the database refuses them and writes them at a later flush; never twice", async () => {
       const { runId, ledger } = await openRun(db);
-      // Make every insert fail from now on, like a database that went away.
+      // Make every write fail from now on, like a database that went away (rows are written in a transaction).
       let failing = true;
-      const realInsert = db.insert.bind(db);
-      (db as { insert: unknown }).insert = (...args: Parameters<typeof db.insert>) => {
-        if (failing) throw new Error("connection refused (simulated)");
-        return realInsert(...args);
+      const realTransaction = db.transaction.bind(db);
+      (db as { transaction: unknown }).transaction = (...args: Parameters<typeof db.transaction>) => {
+        if (failing) return Promise.reject(new Error("connection refused (simulated)"));
+        return realTransaction(...args);
       };
       try {
         await summarizeGraph(chatModel(server)).invoke({ text: "" }, { callbacks: [ledger.handler] });
@@ -484,7 +489,7 @@ async function priceIdOf(model: string, source = "user"): Promise<number> {
         failing = false;
         await ledger.flush();
       } finally {
-        (db as { insert: unknown }).insert = realInsert;
+        (db as { transaction: unknown }).transaction = realTransaction;
       }
       await ledger.flush();
       const rows = await callRows(db, runId);

@@ -8,6 +8,8 @@ export interface BudgetView {
   /** Set once the ledger refused a call because it would break a budget. */
   readonly haltReason: string | null;
   spent(): { tokens: number; usd: string };
+  /** Why no further call fits a budget shared with other runs (a day, a month), or null. */
+  exhausted?(): Promise<string | null>;
 }
 
 export interface RunLimits {
@@ -28,7 +30,7 @@ export function budgetHaltReason(spent: { tokens: number; usd: string }, limits:
 }
 
 export async function budgetGuard(state: BriefingState, ledger: BudgetView, limits: RunLimits): Promise<BriefingUpdate> {
-  const reason = state.haltReason ?? ledger.haltReason ?? budgetHaltReason(ledger.spent(), limits);
+  const reason = state.haltReason ?? ledger.haltReason ?? budgetHaltReason(ledger.spent(), limits) ?? (await ledger.exhausted?.()) ?? null;
   return { haltReason: reason };
 }
 
