@@ -6,10 +6,18 @@ import { costAsModel, UnknownModelError } from "../ledger/reprice";
 import { dailyTable, nodeTable, table, usd8 } from "../report/format";
 import { dailyCosts, dayIn, lastRunId, matchRunIds, nodeCosts, runCost } from "../report/queries";
 import { parseFlags, runCli } from "./common";
+import { budgetLimits, WORKFLOW } from "../app/run-briefing";
+import { spendForecast, type SpendForecast } from "../alerts/watch";
+import { budgetUse, recentAlerts } from "../report/budgets";
+import { eq } from "drizzle-orm";
+import { runs } from "../db/schema";
+import type { BudgetLimits } from "../ledger";
 
 const USAGE = `usage: npm run report -- [--run <id>] [--as-model <model>] [--json]
 
-Shows the per-node cost table of the last run (or the given one) and today's totals.
+Shows the per-node cost table of the last run (or the given one), today's totals, each budget's
+use and what is left (limits from the settings, see .env.example), the forecast of today's and
+this month's spend with when a day or month limit would be crossed, and the latest alerts.
 --as-model prices the run's chat calls, with the same token counts, as another model.`;
 
 runCli(async () => {
@@ -52,8 +60,15 @@ runCli(async () => {
         throw err;
       }
     }
+    const limits = budgetLimits(config);
+    // The run's own limits are the ones it ran with (flags included); the day and month are today's settings.
+    const [ranWith] = await db.select({ limits: runs.limits }).from(runs).where(eq(runs.id, runId));
+    const runLimits = (ranWith?.limits ?? {}) as BudgetLimits;
+    const budgets = await budgetUse(db, { workflow: run.workflow, runId, limits: { ...limits, maxTokens: runLimits.maxTokens, maxUsd: runLimits.maxUsd, node: runLimits.node } });
+    const forecast = await spendForecast(db, { workflow: run.workflow, timeZone: config.schedule.timezone, cron: run.workflow === WORKFLOW ? config.schedule.cron : undefined, limits });
+    const alerts = await recentAlerts(db);
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ run, nodes, today: days, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
+      process.stdout.write(`${JSON.stringify({ run, nodes, today: days, budgets, forecast, alerts, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
       return 0;
     }
     process.stdout.write(
@@ -62,7 +77,14 @@ runCli(async () => {
         `\nstarted ${run.started_at}${run.finished_at ? `, finished ${run.finished_at}` : ""}\n\n` +
         `${nodeTable(nodes, run)}\n\n` +
         `retry tokens ${run.retry_tokens} (${usd8(run.retry_cost_usd)}), unpriced calls ${run.unpriced_calls}, calls with missing usage ${run.missing_usage_calls}\n\n` +
-        `today (${today}, ${config.schedule.timezone}):\n${days.length ? dailyTable(days) : "no calls yet today"}\n`,
+        `today (${today}, ${config.schedule.timezone}):\n${days.length ? dailyTable(days) : "no calls yet today"}\n\n` +
+        `budgets (used / limit / left):\n` +
+        table(
+          ["scope", "tokens", "max_tokens", "tokens_left", "usd", "max_usd", "usd_left", "used"],
+          budgets.map((b) => [b.scope, b.tokens, b.max_tokens ?? "-", b.tokens_left ?? "-", usd8(b.usd), b.max_usd ? usd8(b.max_usd) : "-", b.usd_left ? usd8(b.usd_left) : "-", b.used_pct === null ? "no limit" : `${b.used_pct}%`]),
+        ) +
+        `\n\n${forecastText(forecast)}\n` +
+        (alerts.length ? `\nlatest alerts:\n${alerts.map((a) => `#${a.id} ${a.created_at.slice(0, 19)}Z ${a.rule} [${a.delivery_status}] ${a.message}`).join("\n")}\n` : ""),
     );
     if (whatIf) {
       process.stdout.write(
@@ -79,3 +101,17 @@ runCli(async () => {
     await database.close();
   }
 });
+
+function forecastText(f: SpendForecast): string {
+  const crossed = (at: Date | string | null) => (at === null ? "not crossed" : `crossed ${typeof at === "string" ? `on ${at}` : `at ${at.toISOString()}`}`);
+  return (
+    `forecast (${f.timeZone}; ${f.runsToday} run(s) today, ${f.scheduledRunsLeftToday} scheduled run(s) left, a run spends ~${f.tokens.perRun} tokens / $${f.usd.perRun}):\n` +
+    table(
+      ["period", "spent_tokens", "forecast_tokens", "spent_usd", "forecast_usd", "day/month limit"],
+      [
+        [`today ${f.day}`, f.tokens.spentToday, Math.round(f.tokens.today), `$${f.usd.spentToday}`, `$${f.usd.today}`, `tokens ${crossed(f.tokens.dayLimitCrossedAt)}, USD ${crossed(f.usd.dayLimitCrossedAt)}`],
+        [`month ${f.month}`, f.tokens.spentMonth, Math.round(f.tokens.month), `$${f.usd.spentMonth}`, `$${f.usd.month}`, `tokens ${crossed(f.tokens.monthLimitCrossedOn)}, USD ${crossed(f.usd.monthLimitCrossedOn)}`],
+      ],
+    )
+  );
+}
