@@ -26,6 +26,14 @@ import { runThread } from "./thread";
 
 export const WORKFLOW = "daily_briefing";
 
+/** What the run needs of a ledger when it has none (the benchmark's baseline): nothing spent, nothing kept. */
+const NO_LEDGER = {
+  haltReason: null,
+  spent: () => ({ tokens: 0, usd: "0" }),
+  flush: async () => {},
+  unpricedModels: (): string[] => [],
+};
+
 
 export interface BriefingOptions {
   trigger: "manual" | "schedule" | "bench" | "test";
@@ -38,6 +46,11 @@ export interface BriefingOptions {
   signal?: AbortSignal;
   /** Continue this halted or failed run from where it stopped, with the config's (new) limits. */
   resume?: string;
+  /**
+   * false: no ledger at all (no callback handler, no fetch wrapper, no llm_calls rows), so the
+   * benchmark can measure what the ledger costs. Never for real runs: nothing is accounted.
+   */
+  ledger?: boolean;
 }
 
 export interface BriefingResult {
@@ -70,7 +83,11 @@ export interface RunnerDeps {
 export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
   const { config, database, log } = deps;
   const db = database.db;
-  const models = options.models ?? createModels(config);
+  const withLedger = options.ledger !== false;
+  if (!withLedger && (config.budget.maxTokens !== undefined || config.budget.maxUsd !== undefined || options.resume)) {
+    throw new ConfigError("a run without the ledger can have no budget and cannot resume (it records no calls)");
+  }
+  const models = options.models ?? createModels(config, { ledger: withLedger });
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
   const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.
@@ -89,13 +106,15 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
       limits: { ...config.budget },
     });
   }
-  const ledger = await Ledger.open({
-    db,
-    runId,
-    budget: config.budget,
-    defaultMaxOutputTokens: config.maxOutputTokens,
-    pricesFile: config.pricesFile,
-  });
+  const ledger = withLedger
+    ? await Ledger.open({
+        db,
+        runId,
+        budget: config.budget,
+        defaultMaxOutputTokens: config.maxOutputTokens,
+        pricesFile: config.pricesFile,
+      })
+    : NO_LEDGER;
   log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), feeds ${feeds.join(" ")}`);
 
   const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer });
@@ -113,7 +132,7 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   let error: string | null = null;
   try {
     ({ state: final } = await runThread<BriefingState>(graph, initialState(runId, feeds), {
-      callbacks: [ledger.handler],
+      callbacks: withLedger ? [(ledger as Ledger).handler] : [],
       configurable: { thread_id: runId },
       recursionLimit: 100,
       signal: options.signal,
