@@ -7,13 +7,15 @@
 import { and, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Embeddings } from "@langchain/core/embeddings";
 import { articles } from "../../db/schema";
+import { truncateToTokens } from "../../llm/tokens";
 import { forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, countOf, progressLine } from "../progress";
 import type { BriefingState, BriefingUpdate } from "../state";
 
-export function embeddingText({ title, summary }: { title: string; summary: string }): string {
-  return `${title}\n\n${summary}`;
+/** What is embedded: the title and the summary cut to `summaryMaxTokens` (never the article body). */
+export function embeddingText({ title, summary }: { title: string; summary: string }, summaryMaxTokens: number): string {
+  return `${title}\n\n${truncateToTokens(summary, summaryMaxTokens)}`;
 }
 
 /** The client's own batch size (OpenAIEmbeddings.batchSize), so one batch here is one request; else everything at once. */
@@ -47,7 +49,7 @@ export async function embed(state: BriefingState, deps: Deps): Promise<BriefingU
   const haltReason = await haltOnBudget(
     forEachLimited(groups, config.concurrency, async (group) => {
       calls += 1;
-      const vectors = await deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" })));
+      const vectors = await deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" }, config.summaryMaxTokens)));
       if (vectors.length !== group.length) {
         throw new Error(`embed: the embeddings model returned ${vectors.length} vectors for ${group.length} texts`);
       }
