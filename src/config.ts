@@ -56,6 +56,7 @@ export const envSchema = z.object({
   NEWSLEDGER_FETCH_MAX_BYTES: int(1024).default(5 * 1024 * 1024),
   NEWSLEDGER_FETCH_MAX_REDIRECTS: int(0).default(5),
   NEWSLEDGER_ARTICLE_MAX_TOKENS: int(50).default(600),
+  NEWSLEDGER_SUMMARY_MAX_TOKENS: int(20).default(200),
   NEWSLEDGER_CONCURRENCY: int(1).default(4),
 
   NEWSLEDGER_CLUSTER_SIMILARITY: z.coerce.number().min(0).max(1).default(0.3),
@@ -159,7 +160,10 @@ export interface Config {
     fetchMaxBytes: number;
     maxRedirects: number;
   };
+  /** summarize's input cap: the article text, in tokens. */
   articleMaxTokens: number;
+  /** Each summary as embed, generate_social and validate read it, in tokens. */
+  summaryMaxTokens: number;
   concurrency: number;
   cluster: { similarity: number; top: number };
   maxRevisions: number;
@@ -309,6 +313,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxRedirects: e.NEWSLEDGER_FETCH_MAX_REDIRECTS,
     },
     articleMaxTokens: e.NEWSLEDGER_ARTICLE_MAX_TOKENS,
+    summaryMaxTokens: e.NEWSLEDGER_SUMMARY_MAX_TOKENS,
     concurrency: e.NEWSLEDGER_CONCURRENCY,
     cluster: { similarity: e.NEWSLEDGER_CLUSTER_SIMILARITY, top: e.NEWSLEDGER_TOP_CLUSTERS },
     maxRevisions: e.NEWSLEDGER_MAX_REVISIONS,

@@ -31,6 +31,14 @@ import { runThread } from "./thread";
 
 export const WORKFLOW = "daily_briefing";
 
+/** What the run needs of a ledger when it has none (the benchmark's baseline): nothing spent, nothing kept. */
+const NO_LEDGER = {
+  haltReason: null,
+  spent: () => ({ tokens: 0, usd: "0" }),
+  flush: async () => {},
+  unpricedModels: (): string[] => [],
+};
+
 
 export interface BriefingOptions {
   trigger: "manual" | "schedule" | "bench" | "test";
@@ -43,6 +51,11 @@ export interface BriefingOptions {
   signal?: AbortSignal;
   /** Continue this halted or failed run from where it stopped, with the config's (new) limits. */
   resume?: string;
+  /**
+   * false: no ledger at all (no callback handler, no fetch wrapper, no llm_calls rows), so the
+   * benchmark can measure what the ledger costs. Never for real runs: nothing is accounted.
+   */
+  ledger?: boolean;
 }
 
 export interface BriefingResult {
@@ -83,7 +96,13 @@ export interface RunnerDeps {
 export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
   const { config, database, log } = deps;
   const db = database.db;
-  const models = withFallback(options.models ?? createModels(config), config);
+  const withLedger = options.ledger !== false;
+  const b = config.budget;
+  const anyLimit = [b.maxTokens, b.maxUsd, b.node.maxTokens, b.node.maxUsd, b.day.maxTokens, b.day.maxUsd, b.month.maxTokens, b.month.maxUsd].some((v) => v !== undefined);
+  if (!withLedger && (anyLimit || options.resume)) {
+    throw new ConfigError("a run without the ledger can have no budget and cannot resume (it records no calls)");
+  }
+  const models = withFallback(options.models ?? createModels(config, { ledger: withLedger }), config);
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
   const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.
@@ -116,20 +135,22 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
     raised.push({ rule: alert.rule, scope: alert.scope, node: alert.node, message: alert.message, ...outcome });
   };
   const limits = budgetLimits(config);
-  const ledger = await Ledger.open({
-    db,
-    runId,
-    budget: limits,
-    defaultMaxOutputTokens: config.maxOutputTokens,
-    pricesFile: config.pricesFile,
-    onBudgetEvent: (event) => {
-      // Sent while the run goes on; the run waits for it before it ends.
-      sending.push(raise(budgetAlert(event, WORKFLOW, runId)));
-      if (event.type === "soft_limit" && models.useFallback()) {
-        log(`soft limit: ${event.message}; the remaining chat calls use ${models.fallbackModel}`);
-      }
-    },
-  });
+  const ledger = withLedger
+    ? await Ledger.open({
+        db,
+        runId,
+        budget: limits,
+        defaultMaxOutputTokens: config.maxOutputTokens,
+        pricesFile: config.pricesFile,
+        onBudgetEvent: (event) => {
+          // Sent while the run goes on; the run waits for it before it ends.
+          sending.push(raise(budgetAlert(event, WORKFLOW, runId)));
+          if (event.type === "soft_limit" && models.useFallback()) {
+            log(`soft limit: ${event.message}; the remaining chat calls use ${models.fallbackModel}`);
+          }
+        },
+      })
+    : NO_LEDGER;
   log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), feeds ${feeds.join(" ")}`);
 
   const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer });
@@ -147,7 +168,7 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   let error: string | null = null;
   try {
     ({ state: final } = await runThread<BriefingState>(graph, initialState(runId, feeds), {
-      callbacks: [ledger.handler],
+      callbacks: withLedger ? [(ledger as Ledger).handler] : [],
       configurable: { thread_id: runId },
       recursionLimit: 100,
       signal: options.signal,

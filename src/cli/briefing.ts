@@ -4,7 +4,7 @@ import { openConfiguredDatabase } from "../db/client";
 import { runBriefing } from "../app/run-briefing";
 import { nodeTable, usd8 } from "../report/format";
 import { matchRunIds, runCost } from "../report/queries";
-import { parseFlags, parseNumberFlag, runCli } from "./common";
+import { parseFlags, parseNumberFlag, runCli, spreadFeeds } from "./common";
 
 const USAGE = `usage: npm run briefing -- [--feeds <url|file|folder> ...] [limits] [--json]
        npm run briefing -- --resume <runId> [limits] [--json]
@@ -97,18 +97,3 @@ runCli(async () => {
     await database.close();
   }
 });
-
-/** `--feeds a b c` as the usage shows it: each value after --feeds, up to the next flag, is a feed. */
-function spreadFeeds(argv: string[]): string[] {
-  const out: string[] = [];
-  let inFeeds = false;
-  for (const arg of argv) {
-    if (arg === "--feeds") {
-      inFeeds = true;
-      continue;
-    }
-    if (arg.startsWith("-")) inFeeds = false;
-    out.push(...(inFeeds ? ["--feeds", arg] : [arg]));
-  }
-  return out;
-}

@@ -60,3 +60,18 @@ export function runCli(body: () => Promise<number>): void {
     },
   );
 }
+
+/** `--feeds a b c` as the usage shows it: each value after --feeds, up to the next flag, is a feed. */
+export function spreadFeeds(argv: string[]): string[] {
+  const out: string[] = [];
+  let inFeeds = false;
+  for (const arg of argv) {
+    if (arg === "--feeds") {
+      inFeeds = true;
+      continue;
+    }
+    if (arg.startsWith("-")) inFeeds = false;
+    out.push(...(inFeeds ? ["--feeds", arg] : [arg]));
+  }
+  return out;
+}

@@ -8,14 +8,15 @@ import { CHAT_STAGES, type ChatStage, type Models } from "./types";
 /** OpenAI-compatible servers such as Ollama and vLLM need no key, but the client insists on one. */
 const PLACEHOLDER_API_KEY = "not-needed";
 
-export function createModels(config: Config): Models {
-  return config.provider === "offline" ? createOfflineModels() : createOpenAiCompatibleModels(config);
+/** `ledger: false` (the benchmark's baseline only) leaves out the ledger's fetch wrapper. */
+export function createModels(config: Config, options: { ledger?: boolean } = {}): Models {
+  return config.provider === "offline" ? createOfflineModels() : createOpenAiCompatibleModels(config, options.ledger !== false);
 }
 
-function createOpenAiCompatibleModels(config: Config): Models {
+function createOpenAiCompatibleModels(config: Config, withLedger: boolean): Models {
   const apiKey = config.openai.apiKey ?? PLACEHOLDER_API_KEY;
   // The ledger's fetch sees every HTTP attempt, the client's own retries and the embeddings' usage included.
-  const configuration = { baseURL: config.openai.baseURL, fetch: ledgerFetch() };
+  const configuration = { baseURL: config.openai.baseURL, ...(withLedger ? { fetch: ledgerFetch() } : {}) };
   const chatFor = (stage: ChatStage) =>
     new ChatOpenAI({
       model: config.models[stage],

@@ -41,6 +41,16 @@ describe("token counting", () => {
     expect(text.startsWith(cut)).toBe(true);
   });
 
+  it("cuts a long text exactly as encoding it whole would, though it encodes only a prefix window", () => {
+    const long = Array.from({ length: 400 }, (_, i) => `${text} Day ${i}: crews of ${i * 7} boats, «dock ${i}».`).join(" ");
+    const whole = encoding.encode(long);
+    for (const n of [50, 600, 5000]) {
+      const cut = truncateToTokens(long, n);
+      expect(cut).toBe(encoding.decode(whole.slice(0, n)));
+      expect(countTokens(cut)).toBe(n);
+    }
+  });
+
   it("leaves a text within the limit unchanged and never ends on half a character", () => {
     expect(truncateToTokens(text, 1000)).toBe(text);
     const emoji = "🚢🚢🚢🚢";

@@ -4,16 +4,18 @@
  * written as it returns, so a retried attempt only embeds what is still missing (the node keeps
  * its results). The text is title + summary.
  */
-import { and, eq, inArray, isNotNull, isNull } from "drizzle-orm";
+import { and, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Embeddings } from "@langchain/core/embeddings";
 import { articles } from "../../db/schema";
+import { truncateToTokens } from "../../llm/tokens";
 import { forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, countOf, progressLine } from "../progress";
 import type { BriefingState, BriefingUpdate } from "../state";
 
-export function embeddingText({ title, summary }: { title: string; summary: string }): string {
-  return `${title}\n\n${summary}`;
+/** What is embedded: the title and the summary cut to `summaryMaxTokens` (never the article body). */
+export function embeddingText({ title, summary }: { title: string; summary: string }, summaryMaxTokens: number): string {
+  return `${title}\n\n${truncateToTokens(summary, summaryMaxTokens)}`;
 }
 
 /** The client's own batch size (OpenAIEmbeddings.batchSize), so one batch here is one request; else everything at once. */
@@ -47,15 +49,15 @@ export async function embed(state: BriefingState, deps: Deps): Promise<BriefingU
   const haltReason = await haltOnBudget(
     forEachLimited(groups, config.concurrency, async (group) => {
       calls += 1;
-      const vectors = await deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" })));
+      const vectors = await deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" }, config.summaryMaxTokens)));
       if (vectors.length !== group.length) {
         throw new Error(`embed: the embeddings model returned ${vectors.length} vectors for ${group.length} texts`);
       }
-      await db.transaction(async (tx) => {
-        for (const [i, article] of group.entries()) {
-          await tx.update(articles).set({ embedding: vectors[i] }).where(eq(articles.id, article.id));
-        }
-      });
+      // One statement per batch: an UPDATE per article cost more than the embeddings call itself.
+      const rows = JSON.stringify(group.map((a, i) => ({ id: a.id, embedding: vectors[i] })));
+      await db.execute(
+        sql`update ${articles} set embedding = v.embedding from jsonb_to_recordset(${rows}::jsonb) as v(id int, embedding jsonb) where ${articles.id} = v.id`,
+      );
       written += group.length;
     }),
   );

@@ -69,7 +69,7 @@ export async function generateSocial(state: BriefingState, deps: Deps): Promise<
     forEachLimited(assignments, config.concurrency, async ({ clusterId, problems }) => {
       const story = stories.get(clusterId);
       if (!story) throw new Error(`generate_social: cluster ${clusterId} does not exist`);
-      const messages = buildSocialPrompt({ label: story.label, sources: sourcesOf(story), problems });
+      const messages = buildSocialPrompt({ label: story.label, sources: sourcesOf(story, config.summaryMaxTokens), problems });
       calls += 1;
       const reply = await completeJson(model, messages, socialPostsReplySchema, `posts for cluster ${clusterId}`, { stream: config.stream });
       await savePosts(db, state.runId, clusterId, reply);

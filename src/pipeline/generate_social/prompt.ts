@@ -3,6 +3,7 @@ import { HumanMessage, SystemMessage, type BaseMessage } from "@langchain/core/m
 import { z } from "zod";
 import { field, section, taskLine } from "../../llm/markup";
 import { replyFormat } from "../../llm/reply";
+import { truncateToTokens } from "../../llm/tokens";
 import type { Story } from "../cluster/stories";
 import { PLATFORM_LIMITS, PLATFORMS, type Platform } from "./platforms";
 
@@ -26,9 +27,14 @@ export interface StorySource {
   summary: string;
 }
 
-/** A story's articles as prompt sources, most central first. */
-export function sourcesOf(story: Story): StorySource[] {
-  return story.articles.map((a) => ({ title: a.title, feed: a.feedTitle ?? a.feed, link: a.link, summary: a.summary ?? "" }));
+/** A story's articles as prompt sources, most central first; each summary cut to `summaryMaxTokens` (never the article body). */
+export function sourcesOf(story: Story, summaryMaxTokens: number): StorySource[] {
+  return story.articles.map((a) => ({
+    title: a.title,
+    feed: a.feedTitle ?? a.feed,
+    link: a.link,
+    summary: truncateToTokens(a.summary ?? "", summaryMaxTokens),
+  }));
 }
 
 const INSTRUCTIONS = [

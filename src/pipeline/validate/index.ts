@@ -53,7 +53,7 @@ export async function validate(state: BriefingState, deps: Deps): Promise<Briefi
       let review: ReviewReply | null = null;
       if (drafts.some((p) => ruleProblems.get(p.id)!.length === 0)) {
         calls += 1;
-        const messages = buildReviewPrompt({ label: story.label, sources: sourcesOf(story), posts: clusterPosts });
+        const messages = buildReviewPrompt({ label: story.label, sources: sourcesOf(story, config.summaryMaxTokens), posts: clusterPosts });
         review = await completeJson(model, messages, reviewReplySchema, `review of cluster ${clusterId}`, { stream: config.stream });
       }
 
