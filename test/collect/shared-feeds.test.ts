@@ -119,7 +119,7 @@ describeShared("the shared real-feed corpus (../shared/feeds)", () => {
       expect(stored.size).toBe(29);
       expect(stored.has("neverwinter-news.xml")).toBe(false);
       expect(result.articleIds!.length).toBe([...stored.values()].reduce((a, b) => a + b, 0));
-      expect(lines[0]).toMatch(/^collect: 30 feeds, 0 failed, \d+ new articles \(0 already seen\)$/);
+      expect(lines[0]).toMatch(/^collect: 30 feeds, 0 failed, \d+ new articles, \d+ merged into existing stories \(0 already seen\)$/);
     });
   });
 });
