@@ -130,11 +130,12 @@ function suite(open: () => Promise<OpenedDatabase & { drop?: () => Promise<void>
       { config: loadConfig({ NEWSLEDGER_PROVIDER: "offline", NEWSLEDGER_OUT_DIR: outDir }), database, log: (line) => lines.push(line) },
       { trigger: "test", feeds: feeds(...paths) },
     );
-  const collectOnly = async (runId: string, ...paths: string[]) => {
+  const collectOnly = (runId: string, ...paths: string[]) => collectWith({}, runId, ...paths);
+  const collectWith = async (env: Record<string, string>, runId: string, ...paths: string[]) => {
     await database.db.insert(runs).values({ id: runId, workflow: "daily_briefing", trigger: "test", status: "running", provider: "offline" });
     return collect(initialState(runId, feeds(...paths)), {
       db: database.db,
-      config: loadConfig({ NEWSLEDGER_PROVIDER: "offline" }),
+      config: loadConfig({ NEWSLEDGER_PROVIDER: "offline", ...env }),
       models: {} as Models,
       log: (line) => lines.push(line),
     });
@@ -216,6 +217,26 @@ function suite(open: () => Promise<OpenedDatabase & { drop?: () => Promise<void>
     expect(again.articleIds).toEqual([]);
     expect(lines[1]).toBe("collect: 4 feeds, 0 failed, 0 new articles, 0 merged into existing stories (6 already seen)");
     expect(await storedSources()).toEqual(sources);
+  });
+
+  it("compares with the articles of the window only: the last N days, at most M of the newest", async () => {
+    const emptied = () => database.db.execute(sql`TRUNCATE runs, articles, article_sources RESTART IDENTITY CASCADE`);
+    await collectOnly("run-1", "/gazette-ferries.xml");
+    await database.db.execute(sql`update articles set collected_at = now() - interval '1 day' where link = ${SAILINGS_URL}`);
+    await collectWith({ NEWSLEDGER_DUPLICATE_MAX_CANDIDATES: "1" }, "run-2", "/digest-ferries.xml");
+    for (const windowDays of ["3", "5"]) {
+      await emptied();
+      await collectOnly("run-3", "/gazette-ferries.xml");
+      await database.db.execute(sql`update articles set collected_at = now() - interval '4 days'`);
+      await collectWith({ NEWSLEDGER_DUPLICATE_WINDOW_DAYS: windowDays }, "run-4", "/digest-ferries.xml");
+    }
+    expect(lines.filter((_, i) => i % 2 === 1)).toEqual([
+      // Only the storm, the newest, is compared: the rewrite is a new article.
+      "collect: 1 feeds, 0 failed, 2 new articles, 0 merged into existing stories (0 already seen)",
+      // The original is 4 days old: outside a 3-day window, inside a 5-day one.
+      "collect: 1 feeds, 0 failed, 2 new articles, 0 merged into existing stories (0 already seen)",
+      "collect: 1 feeds, 0 failed, 1 new articles, 1 merged into existing stories (0 already seen)",
+    ]);
   });
 
   it("two runs collecting the same feeds at once store one article and each source once", async () => {
