@@ -244,7 +244,7 @@ async function loadKnownStories(db: Database, items: Candidate[], window: Config
     for (const row of sourceRows) if (!byUrl.has(row.url)) byUrl.set(row.url, story(row));
   }
   const recent =
-    window.windowDays > 0 && window.maxCandidates > 0
+    items.length > 0 && window.windowDays > 0 && window.maxCandidates > 0
       ? await db
           .select({
             id: articles.id,
