@@ -58,6 +58,13 @@ export const envSchema = z.object({
   NEWSLEDGER_ARTICLE_MAX_TOKENS: int(50).default(600),
   NEWSLEDGER_SUMMARY_MAX_TOKENS: int(20).default(200),
   NEWSLEDGER_CONCURRENCY: int(1).default(4),
+  NEWSLEDGER_DUPLICATE_SIMILARITY: z.coerce
+    .number({ error: "must be a number" })
+    .min(0.5, { error: "must be at least 0.5 (lower merges different stories)" })
+    .max(1, { error: "must be at most 1" })
+    .default(0.9),
+  NEWSLEDGER_DUPLICATE_WINDOW_DAYS: int(0).default(3),
+  NEWSLEDGER_DUPLICATE_MAX_CANDIDATES: int(0).default(2000),
 
   NEWSLEDGER_CLUSTER_SIMILARITY: z.coerce.number().min(0).max(1).default(0.3),
   NEWSLEDGER_TOP_CLUSTERS: int(1).default(5),
@@ -159,6 +166,8 @@ export interface Config {
     fetchTimeoutMs: number;
     fetchMaxBytes: number;
     maxRedirects: number;
+    /** Near-duplicate detection: items compared with articles collected in the window. */
+    duplicates: { similarity: number; windowDays: number; maxCandidates: number };
   };
   /** summarize's input cap: the article text, in tokens. */
   articleMaxTokens: number;
@@ -311,6 +320,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       fetchTimeoutMs: e.NEWSLEDGER_FETCH_TIMEOUT_MS,
       fetchMaxBytes: e.NEWSLEDGER_FETCH_MAX_BYTES,
       maxRedirects: e.NEWSLEDGER_FETCH_MAX_REDIRECTS,
+      duplicates: {
+        similarity: e.NEWSLEDGER_DUPLICATE_SIMILARITY,
+        windowDays: e.NEWSLEDGER_DUPLICATE_WINDOW_DAYS,
+        maxCandidates: e.NEWSLEDGER_DUPLICATE_MAX_CANDIDATES,
+      },
     },
     articleMaxTokens: e.NEWSLEDGER_ARTICLE_MAX_TOKENS,
     summaryMaxTokens: e.NEWSLEDGER_SUMMARY_MAX_TOKENS,

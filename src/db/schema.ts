@@ -228,6 +228,8 @@ export const articles = pgTable(
     uniqueIndex("articles_content_hash_uq").on(t.contentHash),
     index("articles_first_run_idx").on(t.firstRunId),
     index("articles_run_idx").on(t.runId),
+    // The near-duplicate check reads the most recently collected articles.
+    index("articles_collected_at_idx").on(t.collectedAt),
   ],
 );
 export type Article = typeof articles.$inferSelect;
@@ -299,7 +301,6 @@ export const articleSources = pgTable(
     articleId: integer("article_id")
       .notNull()
       .references(() => articles.id, { onDelete: "cascade" }),
-    /** One link belongs to one article. */
     canonicalUrl: text("canonical_url").notNull(),
     link: text("link").notNull(),
     title: text("title").notNull(),
@@ -313,7 +314,12 @@ export const articleSources = pgTable(
     runId: text("run_id").references(() => runs.id, { onDelete: "set null" }),
     seenAt: tstz("seen_at").notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("article_sources_canonical_url_uq").on(t.canonicalUrl), index("article_sources_article_idx").on(t.articleId)],
+  (t) => [
+    // One row per link and feed: a second feed carrying the same link is a second source, and
+    // runs that collect at once record a sighting once (ON CONFLICT DO NOTHING).
+    uniqueIndex("article_sources_canonical_url_feed_uq").on(t.canonicalUrl, t.feed),
+    index("article_sources_article_idx").on(t.articleId),
+  ],
 );
 export type ArticleSource = typeof articleSources.$inferSelect;
 

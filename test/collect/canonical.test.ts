@@ -29,6 +29,34 @@ describe("canonicalUrl", () => {
     expect(canonicalUrl(link)).toBe(expected);
   });
 
+  it.each([
+    ["https://click.example.com/?url=https%3A%2F%2Fnews.example.org%2Fa%3Futm_source%3Dmail", "https://news.example.org/a"],
+    ["https://www.example.com/redirect.php?to=https://news.example.org/a&sig=9f", "https://news.example.org/a"],
+    ["https://news.example.net/track/click?dest=https%3A%2F%2Fnews.example.org%2Fa%3Fid%3D7", "https://news.example.org/a?id=7"],
+    ["https://out.reddit.com/t3_abc?url=https%3A%2F%2Fnews.example.org%2Fa&token=x", "https://news.example.org/a"],
+    ["https://l.facebook.com/l.php?u=https%3A%2F%2Fnews.example.org%2Fa%3Ffbclid%3DIw&h=AT0", "https://news.example.org/a"],
+    ["https://feeds.feedburner.com/~r/example/~3/x?Target=https://news.example.org/a", "https://news.example.org/a"],
+    ["https://www.example.com/out/?URL=https%253A%252F%252Fnews.example.org%252Fa", "https://news.example.org/a"],
+    // A wrapper inside a wrapper.
+    ["https://www.google.com/url?q=https%3A%2F%2Fclick.example.com%2Fr%3Furl%3Dhttps%253A%252F%252Fnews.example.org%252Fa", "https://news.example.org/a"],
+  ])("unwraps the redirect %s → %s", (link, expected) => {
+    expect(canonicalUrl(link)).toBe(expected);
+  });
+
+  it.each([
+    // A viewer and a proxy login page take a URL but are pages of their own (both in ../shared/feeds).
+    ["http://xmlviewer.scripting.com/?url=http://scripting.com/rss.xml", "http://xmlviewer.scripting.com/?url=http%3A%2F%2Fscripting.com%2Frss.xml"],
+    ["http://ezproxy.example.edu/login?qurl=http%3A%2F%2Fnews.example.org%2Fa", "http://ezproxy.example.edu/login?qurl=http%3A%2F%2Fnews.example.org%2Fa"],
+    ["https://www.example.com/login?redirect=https%3A%2F%2Fnews.example.org%2Fa", "https://www.example.com/login?redirect=https%3A%2F%2Fnews.example.org%2Fa"],
+    ["https://www.facebook.com/sharer/sharer.php?u=https%3A%2F%2Fnews.example.org%2Fa", "https://www.facebook.com/sharer/sharer.php?u=https%3A%2F%2Fnews.example.org%2Fa"],
+    ["https://twitter.com/intent/tweet?url=https%3A%2F%2Fnews.example.org%2Fa&text=Hi", "https://twitter.com/intent/tweet?text=Hi&url=https%3A%2F%2Fnews.example.org%2Fa"],
+    ["https://www.reddit.com/r/news/submit?url=https%3A%2F%2Fnews.example.org%2Fa", "https://www.reddit.com/r/news/submit?url=https%3A%2F%2Fnews.example.org%2Fa"],
+    ["https://news.example.org/r?page=2", "https://news.example.org/r?page=2"],
+    ["https://news.example.org/out?url=ftp%3A%2F%2Ffiles.example.org%2Fa", "https://news.example.org/out?url=ftp%3A%2F%2Ffiles.example.org%2Fa"],
+  ])("leaves %s a page of its own", (link, expected) => {
+    expect(canonicalUrl(link)).toBe(expected);
+  });
+
   it("keeps query parameters that name the article", () => {
     expect(canonicalUrl("http://www.kc0011.net/dispbbs.asp?BoardID=10&ID=25164257&Page=1")).toBe(
       "http://www.kc0011.net/dispbbs.asp?BoardID=10&ID=25164257&Page=1",

@@ -6,7 +6,7 @@ import { asc, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig, type Config } from "../../src/config";
 import type { OpenedDatabase } from "../../src/db/client";
-import { articles, feedErrors, runs } from "../../src/db/schema";
+import { articles, articleSources, feedErrors, runs } from "../../src/db/schema";
 import type { Models } from "../../src/llm/types";
 import { collect, MAX_BODY_CHARS } from "../../src/pipeline/collect";
 import type { Deps } from "../../src/pipeline/deps";
@@ -68,7 +68,7 @@ describe("collect", () => {
     expect(result.feedsAttempted).toBe(4);
     expect(result.feedsFailed).toBe(0);
     expect(result.articleIds).toHaveLength(14);
-    expect(logs).toEqual(["collect: 4 feeds, 0 failed, 14 new articles (0 already seen)"]);
+    expect(logs).toEqual(["collect: 4 feeds, 0 failed, 14 new articles, 0 merged into existing stories (0 already seen)"]);
     expect(await storedProblems()).toEqual([]);
 
     const rows = await storedArticles();
@@ -98,10 +98,10 @@ describe("collect", () => {
     expect(second.articleIds).toEqual([]);
     expect(second.feedsFailed).toBe(0);
     expect(await storedArticles()).toHaveLength(14);
-    expect(logs[1]).toBe("collect: 4 feeds, 0 failed, 0 new articles (14 already seen)");
+    expect(logs[1]).toBe("collect: 4 feeds, 0 failed, 0 new articles, 0 merged into existing stories (14 already seen)");
   });
 
-  it("stores an article once when a tracking link or another feed repeats it, within a run and across runs", async () => {
+  it("stores an article once when a tracking link or another feed repeats it, within a run and across runs, each copy a source", async () => {
     const first = scratchFeed(
       "first.xml",
       rss("First", item("Harbour reopens", "https://news.example.org/harbour", "Ferries sail again.") + item("Bridge shut", "https://news.example.org/bridge", "The bridge is closed for repairs.")),
@@ -117,11 +117,24 @@ describe("collect", () => {
     const result = await run("run-1", [first, second]);
     expect(result.articleIds).toHaveLength(2);
     expect((await storedArticles()).map((row) => row.link).sort()).toEqual(["https://news.example.org/bridge", "https://news.example.org/harbour"]);
-    expect(logs[0]).toBe("collect: 2 feeds, 0 failed, 2 new articles (0 already seen)");
+    expect(logs[0]).toBe("collect: 2 feeds, 0 failed, 2 new articles, 2 merged into existing stories (0 already seen)");
+    const sources = () =>
+      opened.db
+        .select({ article: articles.link, link: articleSources.link, matchedBy: articleSources.matchedBy })
+        .from(articleSources)
+        .innerJoin(articles, eq(articles.id, articleSources.articleId))
+        .orderBy(asc(articleSources.id));
+    expect(await sources()).toEqual([
+      { article: "https://news.example.org/harbour", link: "https://news.example.org/harbour", matchedBy: "first" },
+      { article: "https://news.example.org/bridge", link: "https://news.example.org/bridge", matchedBy: "first" },
+      { article: "https://news.example.org/harbour", link: "https://news.example.org/harbour?utm_source=second#top", matchedBy: "canonical_url" },
+      { article: "https://news.example.org/bridge", link: "https://mirror.example.net/bridge-copy", matchedBy: "content_hash" },
+    ]);
 
     const later = scratchFeed("later.xml", rss("Later", item("BRIDGE SHUT", "https://other.example.com/b", "the bridge is closed, for repairs.")));
     expect((await run("run-2", [later])).articleIds).toEqual([]);
-    expect(logs[1]).toBe("collect: 1 feeds, 0 failed, 0 new articles (1 already seen)");
+    expect(logs[1]).toBe("collect: 1 feeds, 0 failed, 0 new articles, 1 merged into existing stories (0 already seen)");
+    expect((await sources()).at(-1)).toEqual({ article: "https://news.example.org/bridge", link: "https://other.example.com/b", matchedBy: "content_hash" });
   });
 
   it("caps items per feed and articles per run, keeping the newest", async () => {
@@ -135,7 +148,7 @@ describe("collect", () => {
       "Ferries cancelled as storm batters Port Alder",
       "Storm closes Port Alder harbour as waves breach the breakwater",
     ]);
-    expect(logs).toEqual(["collect: 4 feeds, 0 failed, 5 new articles (0 already seen, 3 over the per-run cap of 5)"]);
+    expect(logs).toEqual(["collect: 4 feeds, 0 failed, 5 new articles, 0 merged into existing stories (0 already seen, 3 over the per-run cap of 5)"]);
   });
 
   it("records broken, missing and odd feeds in feed_errors, and the other feeds still run", async () => {
@@ -156,7 +169,7 @@ describe("collect", () => {
     expect(result.feedsAttempted).toBe(6);
     expect(result.feedsFailed).toBe(3);
     expect(result.articleIds).toHaveLength(5);
-    expect(logs).toEqual(["collect: 6 feeds, 3 failed, 5 new articles (0 already seen)"]);
+    expect(logs).toEqual(["collect: 6 feeds, 3 failed, 5 new articles, 0 merged into existing stories (0 already seen)"]);
 
     const problems = await storedProblems();
     expect(problems.map((p) => [p.feed, p.severity, p.code])).toEqual([

@@ -1,6 +1,7 @@
 /**
  * A local HTTP server with the routes of case C13 (../shared/cases/inputs/C13-routes.json), plus a
- * few more, on 127.0.0.1. It counts requests per path and tracks its open connections.
+ * few more and any feeds a test gives (path → XML), on 127.0.0.1. It counts requests per path and
+ * tracks its open connections.
  */
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -44,7 +45,7 @@ export interface FeedServer {
   close(): Promise<void>;
 }
 
-export async function startFeedServer(): Promise<FeedServer> {
+export async function startFeedServer(feeds: Record<string, string> = {}): Promise<FeedServer> {
   const hits = new Map<string, number>();
   const sockets = new Set<Socket>();
   let hugeWritten = 0;
@@ -112,6 +113,10 @@ export async function startFeedServer(): Promise<FeedServer> {
         res.writeHead(200, { "Content-Type": "text/xml" });
         return void res.end(SMALL_FEED);
       default:
+        if (Object.hasOwn(feeds, path)) {
+          res.writeHead(200, { "Content-Type": "application/rss+xml; charset=utf-8" });
+          return void res.end(feeds[path]);
+        }
         res.writeHead(404);
         return void res.end();
     }

@@ -72,5 +72,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ BRIEFING_TZ: "Mars/Olympus" })).toThrow(/BRIEFING_TZ: "Mars\/Olympus" is not an IANA time zone/);
     expect(() => loadConfig({ NEWSLEDGER_PROVIDER: "openai" })).toThrow(/needs OPENAI_API_KEY or OPENAI_BASE_URL/);
     expect(() => loadConfig({}, { maxTokens: -5 })).toThrow(/--max-tokens must be a positive whole number, got -5/);
+    expect(() => loadConfig({ NEWSLEDGER_DUPLICATE_SIMILARITY: "0.3" })).toThrow(
+      "NEWSLEDGER_DUPLICATE_SIMILARITY: must be at least 0.5 (lower merges different stories)",
+    );
+    expect(() => loadConfig({ NEWSLEDGER_DUPLICATE_SIMILARITY: "high" })).toThrow("NEWSLEDGER_DUPLICATE_SIMILARITY: must be a number");
+    expect(() => loadConfig({ NEWSLEDGER_DUPLICATE_WINDOW_DAYS: "-1" })).toThrow("NEWSLEDGER_DUPLICATE_WINDOW_DAYS: must be at least 0");
+  });
+
+  it("reads the near-duplicate settings into collect.duplicates", () => {
+    expect(loadConfig({}).collect.duplicates).toEqual({ similarity: 0.9, windowDays: 3, maxCandidates: 2000 });
+    const c = loadConfig({ NEWSLEDGER_DUPLICATE_SIMILARITY: "0.95", NEWSLEDGER_DUPLICATE_WINDOW_DAYS: "0", NEWSLEDGER_DUPLICATE_MAX_CANDIDATES: "500" });
+    expect(c.collect.duplicates).toEqual({ similarity: 0.95, windowDays: 0, maxCandidates: 500 });
   });
 });

@@ -24,7 +24,7 @@ describe("the briefing document", () => {
     expect(calendarDay(start, "Asia/Tokyo")).toBe("2024-05-02");
   });
 
-  it("renders stories, sources, valid posts and the posts held back", () => {
+  it("renders stories, sources (several where copies were merged), valid posts and the posts held back", () => {
     const briefing: BriefingDocument = {
       runId: "0123456789abcdef",
       day: "2024-05-02",
@@ -34,7 +34,27 @@ describe("the briefing document", () => {
           rank: 1,
           label: "ferry · strike",
           score: 0.9,
-          sources: [{ title: "Ferry strike", link: "https://news.example.org/a", feed: "City Desk", publishedAt: "2024-05-02T08:00:00.000Z", summary: "Crews walked out." }],
+          sources: [
+            {
+              title: "Ferry strike",
+              link: "https://news.example.org/a",
+              feed: "City Desk",
+              publishedAt: "2024-05-02T08:00:00.000Z",
+              summary: "Crews walked out.",
+              seenIn: [{ feed: "City Desk", link: "https://news.example.org/a", matchedBy: "first", similarity: null }],
+            },
+            {
+              title: "Ferry talks resume",
+              link: "https://news.example.org/b",
+              feed: "City Desk",
+              publishedAt: null,
+              summary: "Both sides meet.",
+              seenIn: [
+                { feed: "City Desk", link: "https://news.example.org/b", matchedBy: "first", similarity: null },
+                { feed: "Coast [Digest]", link: "https://coast.example.net/talks", matchedBy: "near_duplicate", similarity: 0.93 },
+              ],
+            },
+          ],
           posts: [{ platform: "x", text: "Ferry strike https://news.example.org/a" }],
         },
       ],
@@ -44,11 +64,12 @@ describe("the briefing document", () => {
       [
         "# News briefing, 2024-05-02",
         "",
-        "1 story from 1 article. Run 01234567.",
+        "1 story from 2 articles. Run 01234567.",
         "",
         "## 1. ferry · strike",
         "",
         "- **Ferry strike** (City Desk, 2024-05-02): Crews walked out. [Source](<https://news.example.org/a>)",
+        "- **Ferry talks resume** (City Desk): Both sides meet. Sources: [City Desk](<https://news.example.org/b>), [Coast \\[Digest\\]](<https://coast.example.net/talks>)",
         "",
         "### Posts",
         "",

@@ -1,7 +1,17 @@
 /** A cluster with its articles, as generate_social, validate and publish read it. */
-import { inArray } from "drizzle-orm";
+import { asc, inArray } from "drizzle-orm";
 import type { Database } from "../../db/client";
-import { articles, clusters } from "../../db/schema";
+import { articles, articleSources, clusters, type ArticleSource } from "../../db/schema";
+
+/** A feed item the article was made from or merged with. */
+export interface StorySource {
+  /** The feed's title, or the feed as configured. */
+  feed: string;
+  /** The canonical URL: no tracking parameters, no redirect wrappers. */
+  link: string;
+  matchedBy: ArticleSource["matchedBy"];
+  similarity: number | null;
+}
 
 export interface StoryArticle {
   id: number;
@@ -15,6 +25,8 @@ export interface StoryArticle {
   feedTitle: string | null;
   publishedAt: Date | null;
   summary: string | null;
+  /** Where the article was seen, its first source first; empty for articles stored before sources were. */
+  sources: StorySource[];
 }
 
 export interface Story {
@@ -48,7 +60,8 @@ export async function loadStories(db: Database, clusterIds: readonly number[]): 
         .from(articles)
         .where(inArray(articles.id, articleIds))
     : [];
-  const articleById = new Map(articleRows.map((a) => [a.id, a]));
+  const sourcesOf = await loadSources(db, articleIds);
+  const articleById = new Map(articleRows.map((a) => [a.id, { ...a, sources: sourcesOf.get(a.id) ?? [] }]));
   const clusterById = new Map(clusterRows.map((c) => [c.id, c]));
   return clusterIds.flatMap((id) => {
     const cluster = clusterById.get(id);
@@ -63,6 +76,25 @@ export async function loadStories(db: Database, clusterIds: readonly number[]): 
       },
     ];
   });
+}
+
+async function loadSources(db: Database, articleIds: number[]): Promise<Map<number, StorySource[]>> {
+  const sourcesOf = new Map<number, StorySource[]>();
+  if (articleIds.length === 0) return sourcesOf;
+  const rows = await db
+    .select()
+    .from(articleSources)
+    .where(inArray(articleSources.articleId, articleIds))
+    .orderBy(asc(articleSources.articleId), asc(articleSources.id));
+  for (const row of rows) {
+    const list = sourcesOf.get(row.articleId) ?? [];
+    // "first" sorts first whatever the insert order (a concurrent run may have added a source before it).
+    const source = { feed: row.feedTitle ?? row.feed, link: row.canonicalUrl, matchedBy: row.matchedBy, similarity: row.similarity };
+    if (row.matchedBy === "first") list.unshift(source);
+    else list.push(source);
+    sourcesOf.set(row.articleId, list);
+  }
+  return sourcesOf;
 }
 
 /** The links a post about this story may carry: each article's link and canonical URL. */

@@ -9,11 +9,24 @@ const TRACKING_PARAMS = new Set([
 ]);
 const TRACKING_PREFIXES = ["utm_", "ns_", "pk_", "hsa_"];
 
-/** Redirect wrappers that carry the real article URL in a parameter. */
-const REDIRECT_WRAPPERS: Array<{ host: RegExp; path: RegExp; params: string[] }> = [
-  { host: /^news\.google\.[a-z.]+$/, path: /^\/news\/url$/, params: ["url"] },
-  { host: /^(www\.)?google\.[a-z.]+$/, path: /^\/url$/, params: ["url", "q"] },
-  { host: /^l\.facebook\.com$/, path: /^\/l\.php$/, params: ["u"] },
+/**
+ * Redirect wrappers: a link is unwrapped when it looks like a redirector AND one of the usual
+ * redirect parameters holds an absolute http(s) URL. Both are needed, so that an ordinary page
+ * that merely takes a URL (a login page's `redirect=`, a share page's `u=`, a viewer's `url=`)
+ * stays itself. It looks like a redirector when its last path segment (without extension) is a
+ * redirect word (google /url, news.google /news/url, facebook /l.php, /redirect.aspx, /out,
+ * /click, ...) or its host is one (click.*, out.*, l.*, feedproxy.google.com, ...).
+ */
+const REDIRECT_PATH_WORDS = new Set([
+  "redirect", "redir", "r", "out", "outbound", "click", "clk", "l", "link", "links", "url", "away",
+  "track", "tracking", "trk", "go", "goto", "exit", "external", "leave", "jump", "forward",
+]);
+const REDIRECT_HOST_LABELS = new Set(["click", "clicks", "link", "links", "redirect", "redir", "r", "out", "track", "tracking", "trk", "go", "l"]);
+const REDIRECT_HOSTS = new Set(["feedproxy.google.com", "feeds.feedburner.com", "feeds.feedblitz.com"]);
+/** In order of preference, matched case-insensitively. */
+const REDIRECT_PARAMS = [
+  "url", "u", "q", "target", "dest", "destination", "redirect", "redirect_url", "redirect_to", "redirecturl",
+  "redir", "link", "to", "r", "out", "goto", "href",
 ];
 const MAX_UNWRAP = 3;
 
@@ -47,14 +60,35 @@ function parseHttpUrl(text: string): URL | null {
 }
 
 function unwrapRedirect(url: URL): URL | null {
-  const wrapper = REDIRECT_WRAPPERS.find((w) => w.host.test(url.hostname) && w.path.test(url.pathname));
-  if (!wrapper) return null;
-  for (const name of wrapper.params) {
-    const value = url.searchParams.get(name);
-    const inner = value ? parseHttpUrl(value) : null;
+  if (!looksLikeRedirector(url)) return null;
+  const params = new Map<string, string>();
+  for (const [name, value] of url.searchParams) {
+    const lower = name.toLowerCase();
+    if (!params.has(lower)) params.set(lower, value);
+  }
+  for (const name of REDIRECT_PARAMS) {
+    const value = params.get(name);
+    if (!value) continue;
+    // Some redirectors encode the target twice.
+    const inner = parseHttpUrl(/^https?%3A/i.test(value) ? safeDecode(value) : value);
     if (inner) return inner;
   }
   return null;
+}
+
+function looksLikeRedirector(url: URL): boolean {
+  const host = url.hostname.toLowerCase();
+  if (REDIRECT_HOSTS.has(host) || REDIRECT_HOST_LABELS.has(host.split(".")[0])) return true;
+  const lastSegment = url.pathname.split("/").filter(Boolean).at(-1) ?? "";
+  return REDIRECT_PATH_WORDS.has(lastSegment.toLowerCase().replace(/\.[a-z0-9]+$/, ""));
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 function isTrackingParam(name: string): boolean {

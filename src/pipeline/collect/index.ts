@@ -1,19 +1,22 @@
 /**
  * The collect stage. Every feed source is fetched (or read), decoded and parsed, a few at a time;
- * a broken feed is recorded in feed_errors and the run goes on. New articles are deduplicated by
- * canonical link and by content hash, within the run and against the database, and stored.
+ * a broken feed is recorded in feed_errors and the run goes on. An item that repeats a story (same
+ * canonical link, same text, or title and lead near-duplicate of an article of the window,
+ * measured locally) becomes another source of that article in article_sources, never a new
+ * article, so nothing is paid for it; within the run and against the database.
  */
-import { inArray, or, sql } from "drizzle-orm";
+import { desc, eq, gte, inArray, or, sql } from "drizzle-orm";
 import type { Config } from "../../config";
 import type { Database } from "../../db/client";
 import { rows } from "../../db/migrate";
-import { articles, feedErrors } from "../../db/schema";
+import { articles, articleSources, feedErrors } from "../../db/schema";
 import { forEachLimited } from "../concurrency";
 import type { Deps } from "../deps";
 import type { BriefingState, BriefingUpdate } from "../state";
 import { canonicalUrl, contentHash } from "./canonical";
 import type { DateFlag } from "./dates";
 import { decodeFeed } from "./decode";
+import { LEAD_CHARS, NearDuplicateIndex, roundSimilarity, similarityVector } from "./duplicates";
 import { FeedError, OFFLINE_HINT, type FeedWarning } from "./errors";
 import { fetchFeed } from "./fetch";
 import { firstWords } from "./html";
@@ -70,20 +73,17 @@ export async function collect(state: BriefingState, deps: Deps): Promise<Briefin
   const offline = failed.length > 0 && failed.length === outcomes.length && failed.every((o) => o.error!.code === "network");
   await recordFeedProblems(db, state.runId, outcomes, offline);
 
-  const distinct = dropDuplicates(newestFirst(outcomes.flatMap((outcome) => outcome.candidates)));
-  const unseen = await dropAlreadyStored(db, distinct);
-  const chosen = unseen.slice(0, config.collect.maxArticlesPerRun);
-  const newIds = await insertArticles(db, state.runId, chosen);
+  const items = newestFirst(outcomes.flatMap((outcome) => outcome.candidates));
+  const plan = planArticles(items, await loadKnownStories(db, items, config.collect.duplicates), config.collect);
+  const stored = await storeArticles(db, state.runId, plan);
   // Articles of runs that failed or halted before publishing are never lost: this run takes them over.
-  const backlog = await claimBacklog(db, state.runId, config.collect.maxArticlesPerRun - newIds.length);
-  const articleIds = [...newIds, ...backlog];
+  const backlog = await claimBacklog(db, state.runId, config.collect.maxArticlesPerRun - stored.newIds.length);
+  const articleIds = [...stored.newIds, ...backlog];
 
-  // Rows a concurrent run stored between our check and our insert were "already seen" too.
-  const alreadySeen = distinct.length - unseen.length + (chosen.length - newIds.length);
-  const overCap = unseen.length - chosen.length;
   let line =
-    `collect: ${outcomes.length} feeds, ${failed.length} failed, ${newIds.length} new articles ` +
-    `(${alreadySeen} already seen${overCap > 0 ? `, ${overCap} over the per-run cap of ${config.collect.maxArticlesPerRun}` : ""})` +
+    `collect: ${outcomes.length} feeds, ${failed.length} failed, ${stored.newIds.length} new articles, ` +
+    `${stored.merged} merged into existing stories ` +
+    `(${stored.alreadySeen} already seen${plan.overCap > 0 ? `, ${plan.overCap} over the per-run cap of ${config.collect.maxArticlesPerRun}` : ""})` +
     (backlog.length > 0 ? `, ${backlog.length} taken over from runs that did not finish` : "");
   if (offline) line += `. Every feed failed with a network error: ${OFFLINE_HINT}. ${SAMPLE_FEEDS_HINT}`;
   log(line);
@@ -183,31 +183,144 @@ function dropDuplicates(candidates: Candidate[]): Candidate[] {
   });
 }
 
-async function dropAlreadyStored(db: Database, candidates: Candidate[]): Promise<Candidate[]> {
-  const storedUrls = new Set<string>();
-  const storedHashes = new Set<string>();
-  for (const batch of chunks(candidates, BATCH)) {
-    const rows = await db
-      .select({ canonicalUrl: articles.canonicalUrl, contentHash: articles.contentHash })
-      .from(articles)
-      .where(
-        or(
-          inArray(articles.canonicalUrl, batch.map((c) => c.canonicalUrl)),
-          inArray(articles.contentHash, batch.map((c) => c.contentHash)),
-        ),
-      );
-    for (const row of rows) {
-      storedUrls.add(row.canonicalUrl);
-      storedHashes.add(row.contentHash);
-    }
-  }
-  return candidates.filter((c) => !storedUrls.has(c.canonicalUrl) && !storedHashes.has(c.contentHash));
+type MatchedBy = "canonical_url" | "content_hash" | "near_duplicate";
+/** An article stored before this run, or the index of one this run creates (in plan.fresh). */
+type StoryRef = { stored: number } | { fresh: number };
+
+interface StoredStory {
+  id: number;
+  /** The article's own link and feed: an item with both is the article's first source. */
+  canonicalUrl: string;
+  feed: string;
 }
 
-/** Inserts with ON CONFLICT DO NOTHING (safe when runs overlap); returns the new ids in candidate order. */
-async function insertArticles(db: Database, runId: string, candidates: Candidate[]): Promise<number[]> {
+interface KnownStories {
+  /** Canonical link → article, from articles and from the links of their other sources. */
+  byUrl: Map<string, StoredStory>;
+  byHash: Map<string, StoredStory>;
+  /** Title-and-lead vectors of the articles of the window. */
+  recent: { story: StoredStory; vector: number[] | null }[];
+}
+
+interface SourceMatch {
+  item: Candidate;
+  story: StoryRef;
+  matchedBy: MatchedBy;
+  similarity: number | null;
+}
+
+interface ArticlePlan {
+  /** New articles, newest first. */
+  fresh: Candidate[];
+  /** Items that repeat a story: another source of its article. */
+  matches: SourceMatch[];
+  /** The stored articles matched, to tell an article's own first item from another source. */
+  storedStories: Map<number, StoredStory>;
+  overCap: number;
+}
+
+const NO_WINDOW: Config["collect"]["duplicates"] = { similarity: 1, windowDays: 0, maxCandidates: 0 };
+
+/** The stored stories the items may repeat: by link and text hash, and the window's articles for similarity. */
+async function loadKnownStories(db: Database, items: Candidate[], window: Config["collect"]["duplicates"]): Promise<KnownStories> {
+  const byUrl = new Map<string, StoredStory>();
+  const byHash = new Map<string, StoredStory>();
+  const story = (row: StoredStory): StoredStory => ({ id: row.id, canonicalUrl: row.canonicalUrl, feed: row.feed });
+  for (const batch of chunks(items, BATCH)) {
+    const urls = batch.map((item) => item.canonicalUrl);
+    const rows = await db
+      .select({ id: articles.id, canonicalUrl: articles.canonicalUrl, contentHash: articles.contentHash, feed: articles.feed })
+      .from(articles)
+      .where(or(inArray(articles.canonicalUrl, urls), inArray(articles.contentHash, batch.map((item) => item.contentHash))));
+    for (const row of rows) {
+      byUrl.set(row.canonicalUrl, story(row));
+      byHash.set(row.contentHash, story(row));
+    }
+    const sourceRows = await db
+      .select({ url: articleSources.canonicalUrl, id: articles.id, canonicalUrl: articles.canonicalUrl, feed: articles.feed })
+      .from(articleSources)
+      .innerJoin(articles, eq(articles.id, articleSources.articleId))
+      .where(inArray(articleSources.canonicalUrl, urls));
+    for (const row of sourceRows) if (!byUrl.has(row.url)) byUrl.set(row.url, story(row));
+  }
+  const recent =
+    items.length > 0 && window.windowDays > 0 && window.maxCandidates > 0
+      ? await db
+          .select({
+            id: articles.id,
+            canonicalUrl: articles.canonicalUrl,
+            feed: articles.feed,
+            title: articles.title,
+            lead: sql<string>`left(${articles.body}, ${LEAD_CHARS})`,
+          })
+          .from(articles)
+          .where(gte(articles.collectedAt, sql`now() - make_interval(days => ${window.windowDays})`))
+          .orderBy(desc(articles.collectedAt), desc(articles.id))
+          .limit(window.maxCandidates)
+      : [];
+  return { byUrl, byHash, recent: recent.map((row) => ({ story: story(row), vector: similarityVector(row.title, row.lead) })) };
+}
+
+/**
+ * Walks the items newest first: each repeats a stored story or one found earlier in the run (by
+ * canonical link, then text hash, then similarity), or is a new article while the cap allows.
+ */
+function planArticles(items: Candidate[], known: KnownStories, limits: Config["collect"]): ArticlePlan {
+  const byUrl = new Map<string, StoryRef>([...known.byUrl].map(([url, s]) => [url, { stored: s.id }]));
+  const byHash = new Map<string, StoryRef>([...known.byHash].map(([hash, s]) => [hash, { stored: s.id }]));
+  const similar = new NearDuplicateIndex<StoryRef>(limits.duplicates.similarity);
+  const storedStories = new Map<number, StoredStory>();
+  for (const s of [...known.byUrl.values(), ...known.byHash.values()]) storedStories.set(s.id, s);
+  for (const { story, vector } of known.recent) {
+    similar.add({ stored: story.id }, vector);
+    storedStories.set(story.id, story);
+  }
+
+  const plan: ArticlePlan = { fresh: [], matches: [], storedStories, overCap: 0 };
+  for (const item of items) {
+    const vector = similarityVector(item.title, item.body);
+    const match = matchStory(item, vector, byUrl, byHash, similar);
+    if (match) {
+      plan.matches.push(match);
+      // A later copy of this link repeats the same story.
+      if (!byUrl.has(item.canonicalUrl)) byUrl.set(item.canonicalUrl, match.story);
+    } else if (plan.fresh.length >= limits.maxArticlesPerRun) {
+      plan.overCap++;
+    } else {
+      const story: StoryRef = { fresh: plan.fresh.length };
+      plan.fresh.push(item);
+      byUrl.set(item.canonicalUrl, story);
+      byHash.set(item.contentHash, story);
+      similar.add(story, vector);
+    }
+  }
+  return plan;
+}
+
+function matchStory(
+  item: Candidate,
+  vector: number[] | null,
+  byUrl: Map<string, StoryRef>,
+  byHash: Map<string, StoryRef>,
+  similar: NearDuplicateIndex<StoryRef>,
+): SourceMatch | null {
+  const byLink = byUrl.get(item.canonicalUrl);
+  if (byLink) return { item, story: byLink, matchedBy: "canonical_url", similarity: null };
+  const byText = byHash.get(item.contentHash);
+  if (byText) return { item, story: byText, matchedBy: "content_hash", similarity: null };
+  const near = similar.closest(vector);
+  return near ? { item, story: near.key, matchedBy: "near_duplicate", similarity: roundSimilarity(near.similarity) } : null;
+}
+
+type SourceRow = typeof articleSources.$inferInsert;
+
+/**
+ * Inserts the new articles and every item's source row, both with ON CONFLICT DO NOTHING (safe
+ * when runs overlap). A new article that a concurrent run stored first becomes a source of that one.
+ */
+async function storeArticles(db: Database, runId: string, plan: ArticlePlan): Promise<{ newIds: number[]; merged: number; alreadySeen: number }> {
   const idByUrl = new Map<string, number>();
-  for (const batch of chunks(candidates, BATCH)) {
+  for (const batch of chunks(plan.fresh, BATCH)) {
     const rows = await db
       .insert(articles)
       .values(batch.map((c) => ({ ...c, firstRunId: runId, runId })))
@@ -215,10 +328,53 @@ async function insertArticles(db: Database, runId: string, candidates: Candidate
       .returning({ id: articles.id, canonicalUrl: articles.canonicalUrl });
     for (const row of rows) idByUrl.set(row.canonicalUrl, row.id);
   }
-  return candidates.flatMap((c) => {
-    const id = idByUrl.get(c.canonicalUrl);
-    return id === undefined ? [] : [id];
+  const newIds = plan.fresh.flatMap((c) => idByUrl.get(c.canonicalUrl) ?? []);
+  const winners = await loadKnownStories(db, plan.fresh.filter((c) => !idByUrl.has(c.canonicalUrl)), NO_WINDOW);
+  const freshStories: (StoredStory | undefined)[] = plan.fresh.map((item) => {
+    const id = idByUrl.get(item.canonicalUrl);
+    if (id !== undefined) return { id, canonicalUrl: item.canonicalUrl, feed: item.feed };
+    return winners.byUrl.get(item.canonicalUrl) ?? winners.byHash.get(item.contentHash);
   });
+
+  const rows: SourceRow[] = [];
+  const addRow = (item: Candidate, story: StoredStory | undefined, matchedBy: MatchedBy, similarity: number | null) => {
+    if (!story) return;
+    // The article's own link from its own feed is its first source (also when a concurrent run
+    // stored the article, or it was stored before sources were).
+    const isOwn = story.canonicalUrl === item.canonicalUrl && story.feed === item.feed;
+    rows.push(sourceRow(runId, item, story.id, isOwn ? "first" : matchedBy, similarity));
+  };
+  plan.fresh.forEach((item, i) => {
+    const story = freshStories[i];
+    addRow(item, story, story?.canonicalUrl === item.canonicalUrl ? "canonical_url" : "content_hash", null);
+  });
+  for (const match of plan.matches) {
+    const story = "stored" in match.story ? plan.storedStories.get(match.story.stored) : freshStories[match.story.fresh];
+    addRow(match.item, story, match.matchedBy, match.similarity);
+  }
+  let merged = 0;
+  for (const batch of chunks(rows, BATCH)) {
+    const inserted = await db.insert(articleSources).values(batch).onConflictDoNothing().returning({ matchedBy: articleSources.matchedBy });
+    merged += inserted.filter((r) => r.matchedBy !== "first").length;
+  }
+  // Neither a new article nor a new source: this feed gave this link before.
+  const alreadySeen = plan.fresh.length + plan.matches.length - newIds.length - merged;
+  return { newIds, merged, alreadySeen };
+}
+
+function sourceRow(runId: string, item: Candidate, articleId: number, matchedBy: SourceRow["matchedBy"], similarity: number | null): SourceRow {
+  return {
+    articleId,
+    canonicalUrl: item.canonicalUrl,
+    link: item.link,
+    title: item.title,
+    feed: item.feed,
+    feedTitle: item.feedTitle,
+    publishedAt: item.publishedAt,
+    matchedBy,
+    similarity,
+    runId,
+  };
 }
 
 /**

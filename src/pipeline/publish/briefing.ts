@@ -14,7 +14,15 @@ export interface BriefingDocument {
     rank: number;
     label: string;
     score: number;
-    sources: { title: string; link: string; feed: string; publishedAt: string | null; summary: string | null }[];
+    sources: {
+      title: string;
+      link: string;
+      feed: string;
+      publishedAt: string | null;
+      summary: string | null;
+      /** Every feed item that carried this article (merged copies included), first source first. */
+      seenIn: { feed: string; link: string; matchedBy: string; similarity: number | null }[];
+    }[];
     /** Valid posts only. */
     posts: { platform: string; text: string }[];
   }[];
@@ -61,6 +69,7 @@ export function buildBriefing({
         feed: a.feedTitle ?? a.feed,
         publishedAt: a.publishedAt?.toISOString() ?? null,
         summary: a.summary,
+        seenIn: a.sources.map((source) => ({ ...source })),
       })),
       posts: posts.filter((p) => p.clusterId === story.clusterId && p.status === "valid").map((p) => ({ platform: p.platform, text: p.text })),
     })),
@@ -89,8 +98,14 @@ export function escapeMarkdown(text: string): string {
 }
 
 /** Only http(s) links become links; anything else (javascript:, data:) is shown as text. */
-function safeLink(url: string): string {
-  return /^https?:\/\//i.test(url) ? `[Source](<${url.replace(/[<>\s]/g, encodeURIComponent)}>)` : escapeMarkdown(url);
+function safeLink(url: string, text = "Source"): string {
+  return /^https?:\/\//i.test(url) ? `[${text}](<${url.replace(/[<>\s]/g, encodeURIComponent)}>)` : escapeMarkdown(url);
+}
+
+/** One link, or "Sources: A, B" when copies of the article came from several places. */
+function sourceLinks(source: BriefingDocument["stories"][number]["sources"][number]): string {
+  if (source.seenIn.length < 2) return safeLink(source.link);
+  return `Sources: ${source.seenIn.map((seen) => safeLink(seen.link, escapeMarkdown(seen.feed))).join(", ")}`;
 }
 
 export function renderMarkdown(briefing: BriefingDocument): string {
@@ -106,7 +121,7 @@ export function renderMarkdown(briefing: BriefingDocument): string {
     for (const source of story.sources) {
       const date = source.publishedAt ? `, ${source.publishedAt.slice(0, 10)}` : "";
       lines.push(
-        `- **${escapeMarkdown(source.title)}** (${escapeMarkdown(source.feed)}${date}): ${escapeMarkdown(source.summary ?? "no summary")} ${safeLink(source.link)}`,
+        `- **${escapeMarkdown(source.title)}** (${escapeMarkdown(source.feed)}${date}): ${escapeMarkdown(source.summary ?? "no summary")} ${sourceLinks(source)}`,
       );
     }
     if (story.posts.length > 0) {
