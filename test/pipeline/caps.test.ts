@@ -77,7 +77,7 @@ describe("token caps per stage", () => {
       rank: 1,
       label: "Northport ferry strike",
       score: 1,
-      articles: [{ id: 1, title: long.title, link: long.link, originalLink: long.link, canonicalUrl: long.link, feed: long.feed, feedTitle: long.feedTitle, publishedAt: null, summary }],
+      articles: [{ id: 1, title: long.title, link: long.link, originalLink: long.link, canonicalUrl: long.link, feed: long.feed, feedTitle: long.feedTitle, publishedAt: null, summary, sources: [] }],
     };
     const [source] = sourcesOf(story, 40);
     expect(countTokens(source!.summary)).toBe(40);
