@@ -3,7 +3,8 @@
  * processes. A reservation locks the counters it touches (always in key order, so two
  * transactions cannot deadlock), decides with budget.ts, and adds to `reserved`; a settlement,
  * written in the same transaction as the call's ledger row, moves it to `spent` at the real cost.
- * A counter is created on first use from what llm_calls already holds for its scope.
+ * A process sets a counter's spend from llm_calls when it first uses it, so runs without limits
+ * (which reserve nothing, to stay cheap) are counted against the day of the runs with limits.
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
@@ -17,7 +18,7 @@ type Executor = Pick<Database, "execute">;
 const units = (value: unknown): bigint => (value === null || value === undefined ? 0n : parseDecimal(String(value), COST_SCALE, "half-up"));
 const num = (value: unknown): number => Number(value ?? 0);
 
-/** What llm_calls already holds for a scope (a counter created mid-day starts from the truth). */
+/** What llm_calls holds for a scope: every settled call, and the calls of runs that reserved nothing. */
 function alreadySpentSql(scope: Scope, timeZone: string): SQL {
   const spent = sql`coalesce(sum(c.total_tokens), 0), coalesce(sum(c.cost_usd), 0)`;
   switch (scope.kind) {
@@ -51,17 +52,25 @@ export class BudgetStore {
     const ordered = [...scopes].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const keys = ordered.map((s) => s.key);
     return this.db.transaction(async (tx) => {
-      for (const scope of ordered) {
-        if (this.known.has(scope.key)) continue;
-        await tx.execute(sql`insert into budget_counters (key, scope, workflow, run_id, node, period, spent_tokens, spent_usd)
-          select ${scope.key}, ${scope.kind}, ${scope.workflow}, ${scope.runId}, ${scope.node}, ${scope.period}, spent.*
-          from (${alreadySpentSql(scope, this.options.timeZone)}) as spent
-          on conflict (key) do nothing`);
+      const fresh = ordered.filter((s) => !this.known.has(s.key));
+      for (const scope of fresh) {
+        await tx.execute(sql`insert into budget_counters (key, scope, workflow, run_id, node, period)
+          values (${scope.key}, ${scope.kind}, ${scope.workflow}, ${scope.runId}, ${scope.node}, ${scope.period}) on conflict (key) do nothing`);
       }
       const locked = rows(
         await tx.execute(sql`select key, spent_tokens, spent_usd, reserved_tokens, reserved_usd from budget_counters
           where key in ${sqlList(keys)} order by key for update`),
       );
+      // The first time this process uses a counter, its spend is set from llm_calls, read after
+      // the lock is held: that also counts calls of runs that reserved nothing (no limit set).
+      for (const scope of fresh) {
+        const [synced] = rows(
+          await tx.execute(sql`update budget_counters set spent_tokens = s.tokens, spent_usd = s.usd, updated_at = now()
+            from (${alreadySpentSql(scope, this.options.timeZone)}) as s(tokens, usd) where key = ${scope.key} returning key, spent_tokens, spent_usd`),
+        );
+        const row = locked.find((r) => r.key === scope.key);
+        if (row && synced) Object.assign(row, { spent_tokens: synced.spent_tokens, spent_usd: synced.spent_usd });
+      }
       const counters = new Map<string, CounterState>(
         locked.map((r) => [
           String(r.key),

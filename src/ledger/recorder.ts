@@ -225,6 +225,8 @@ export class Recorder implements HttpAttemptSink {
   private readonly limits: BudgetLimits;
   private readonly store: BudgetStore;
   private readonly onBudgetEvent: ((event: BudgetEvent) => void) | undefined;
+  /** Whether any scope has a limit (else calls reserve nothing in the database). */
+  private readonly limited: boolean;
   /** Set by the first refusal; every later call is refused with it too (a halted run stops spending). */
   private halt: string | null = null;
   private spentTokens = 0;
@@ -272,6 +274,7 @@ export class Recorder implements HttpAttemptSink {
     this.workflow = options.workflow;
     this.limits = options.budget ?? {};
     validateLimits(this.limits);
+    this.limited = scopesFor({ workflow: "", runId: "", node: "", at: new Date(0) }, this.limits).some((s) => s.limit);
     this.store = new BudgetStore(options.db, { softRatio: this.limits.softRatio, timeZone: this.limits.timeZone ?? "UTC" });
     this.onBudgetEvent = options.onBudgetEvent;
     this.spentTokens = options.alreadySpent?.tokens ?? 0;
@@ -348,6 +351,11 @@ export class Recorder implements HttpAttemptSink {
    * settle and tries again (at most GATE_WAIT_MS in all, then the run halts).
    */
   private async reserve(id: string, node: string, need: Charge, label: string): Promise<void> {
+    if (!this.limited) {
+      // No limit anywhere: nothing to hold, and no database round trip in front of the call.
+      this.reservations.set(id, need);
+      return;
+    }
     const deadline = Date.now() + GATE_WAIT_MS;
     for (;;) {
       if (this.halt) throw new BudgetExceededError(this.halt);
@@ -1056,7 +1064,7 @@ export class Recorder implements HttpAttemptSink {
     this.reservations.delete(call.id);
     this.spentTokens += tokens;
     this.spentUnits += usdUnits;
-    this.settlements.set(call.id, { tokens, usdUnits });
+    if (this.limited) this.settlements.set(call.id, { tokens, usdUnits });
   }
 
   private markCall(id: string): void {

@@ -1,10 +1,10 @@
 /**
  * Twenty briefings at once in one process, one database, one model server: each run's ledger
- * totals must equal what the server billed for that run. Each run has its own edition of the
- * fixture feeds (so dedupe keeps its articles apart) and its own model names (so the server's
+ * totals must equal what the server billed for that run. Each run has its own feed of 14
+ * stories no other run shares (so dedupe keeps its articles apart) and its own model names (so the server's
  * records tell the runs apart), priced by a user price file.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { HumanMessage, SystemMessage } from "@langchain/core/messages";
@@ -14,24 +14,10 @@ import { loadConfig } from "../../src/config";
 import type { OpenedDatabase } from "../../src/db/client";
 import { answerPrompt } from "../../src/llm/offline/chat-model";
 import { memoryDb } from "../helpers/db";
+import { writeTownFeed } from "../helpers/feeds";
 import { startOpenAIServer, type FakeOpenAI } from "../helpers/openai-server";
 
 const RUNS = 20;
-const FIXTURE_FEEDS = path.resolve(__dirname, "../fixtures/feeds");
-
-/** A copy of the fixture feeds whose links and titles are unique to edition `i`. */
-function edition(root: string, i: number): string {
-  const dir = path.join(root, `edition-${i}`);
-  mkdirSync(dir);
-  for (const file of readdirSync(FIXTURE_FEEDS)) {
-    const text = readFileSync(path.join(FIXTURE_FEEDS, file), "utf8")
-      .replace(/(https:\/\/[a-z.]+\.example\.(?:org|net|com))\//g, `$1/e${i}/`)
-      .replaceAll('href="/', `href="/e${i}/`)
-      .replace(/<title([^>]*)>(<!\[CDATA\[)?/g, (_m, attrs: string, cdata?: string) => `<title${attrs}>${cdata ?? ""}Edition ${i}: `);
-    writeFileSync(path.join(dir, file), text);
-  }
-  return dir;
-}
 
 describe("twenty concurrent runs in one process", () => {
   let server: FakeOpenAI;
@@ -69,7 +55,7 @@ describe("twenty concurrent runs in one process", () => {
             NEWSLEDGER_OUT_DIR: path.join(root, `out-${i}`),
             NEWSLEDGER_MAX_ITEMS_PER_FEED: "50",
           },
-          { feeds: [edition(root, i)] },
+          { feeds: [writeTownFeed(mkdtempSync(path.join(root, `edition-${i}-`)), i, 14)] },
         );
         return runBriefing({ config, database, log: () => {} }, { trigger: "test" });
       }),
