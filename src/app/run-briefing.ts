@@ -70,7 +70,7 @@ export interface RunnerDeps {
 export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
   const { config, database, log } = deps;
   const db = database.db;
-  const models = options.models ?? createModels(config);
+  const models = options.models ?? createModels(config, { db });
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
   const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.
