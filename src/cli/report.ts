@@ -3,13 +3,14 @@ import { ConfigError, loadConfig } from "../config";
 import { openConfiguredDatabase } from "../db/client";
 import { loadPriceBook } from "../ledger/price-book";
 import { costAsModel, UnknownModelError } from "../ledger/reprice";
-import { dailyTable, nodeTable, table, usd8 } from "../report/format";
-import { dailyCosts, dayIn, lastRunId, matchRunIds, nodeCosts, runCost } from "../report/queries";
+import { dailyTable, nodeTable, promptSizeTable, savingsLine, table, usd8 } from "../report/format";
+import { dailyCosts, dayIn, lastRunId, matchRunIds, nodeCosts, promptSizes, runCost } from "../report/queries";
 import { parseFlags, runCli } from "./common";
 
 const USAGE = `usage: npm run report -- [--run <id>] [--as-model <model>] [--json]
 
-Shows the per-node cost table of the last run (or the given one) and today's totals.
+Shows the per-node cost table of the last run (or the given one), what the response cache saved,
+the average prompt size per node (against the previous run) and today's totals.
 --as-model prices the run's chat calls, with the same token counts, as another model.`;
 
 runCli(async () => {
@@ -41,6 +42,7 @@ runCli(async () => {
     const run = await runCost(db, runId);
     if (!run) throw new ConfigError(`bad argument: --run ${runId}: no such run in ${database.location}`);
     const nodes = await nodeCosts(db, runId);
+    const prompts = await promptSizes(db, runId);
     const today = dayIn(config.schedule.timezone);
     const days = await dailyCosts(db, today);
     let whatIf: Awaited<ReturnType<typeof costAsModel>> | undefined;
@@ -53,7 +55,7 @@ runCli(async () => {
       }
     }
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ run, nodes, today: days, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
+      process.stdout.write(`${JSON.stringify({ run, nodes, prompt_sizes: prompts, today: days, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
       return 0;
     }
     process.stdout.write(
@@ -61,7 +63,9 @@ runCli(async () => {
         (run.halt_reason ? `: ${run.halt_reason}` : "") +
         `\nstarted ${run.started_at}${run.finished_at ? `, finished ${run.finished_at}` : ""}\n\n` +
         `${nodeTable(nodes, run)}\n\n` +
-        `retry tokens ${run.retry_tokens} (${usd8(run.retry_cost_usd)}), unpriced calls ${run.unpriced_calls}, calls with missing usage ${run.missing_usage_calls}\n\n` +
+        `retry tokens ${run.retry_tokens} (${usd8(run.retry_cost_usd)}), unpriced calls ${run.unpriced_calls}, calls with missing usage ${run.missing_usage_calls}\n` +
+        `${savingsLine(run)}\n\n` +
+        (prompts.length ? `prompt size per node (input tokens per call):\n${promptSizeTable(prompts)}\n\n` : "") +
         `today (${today}, ${config.schedule.timezone}):\n${days.length ? dailyTable(days) : "no calls yet today"}\n`,
     );
     if (whatIf) {

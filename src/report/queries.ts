@@ -25,6 +25,27 @@ export interface NodeCostRow {
   missing_usage_calls: number;
   latency_ms_total: number;
   latency_ms_p95: number | null;
+  cache_hits: number;
+  /** Tokens the cache hits did not pay for, and what they would cost today (null: unpriced model). */
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
+}
+
+/** What the response cache saved (node_costs / run_costs / daily_costs columns). */
+export interface CacheSavings {
+  cache_hits: number;
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
+}
+
+/** Prompt size of one node in one run (node_prompt_sizes). */
+export interface PromptSizeRow {
+  node: string;
+  calls: number;
+  avg_input_tokens: number;
+  max_input_tokens: number;
+  /** The node's average in the workflow's previous run; null for its first. */
+  prev_avg_input_tokens: number | null;
 }
 
 export interface RunCostRow {
@@ -50,6 +71,9 @@ export interface RunCostRow {
   retry_cost_usd: string;
   unpriced_calls: number;
   missing_usage_calls: number;
+  cache_hits: number;
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
 }
 
 export interface DailyCostRow {
@@ -60,12 +84,20 @@ export interface DailyCostRow {
   total_tokens: number;
   cost_usd: string | null;
   unpriced_calls: number;
+  cache_hits: number;
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
 }
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const money = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const iso = (v: unknown): string | null => (v === null || v === undefined ? null : new Date(v as string).toISOString());
+const savings = (r: Record<string, unknown>): CacheSavings => ({
+  cache_hits: num(r.cache_hits),
+  avoided_tokens: num(r.avoided_tokens),
+  avoided_cost_usd: money(r.avoided_cost_usd),
+});
 
 /** Graph order first, so the table reads like the flow. */
 const NODE_ORDER = ["collect", "budget_guard", "summarize", "embed", "cluster", "generate_social", "validate", "publish"];
@@ -91,6 +123,7 @@ export async function nodeCosts(db: Database, runId: string): Promise<NodeCostRo
       missing_usage_calls: num(r.missing_usage_calls),
       latency_ms_total: num(r.latency_ms_total),
       latency_ms_p95: numOrNull(r.latency_ms_p95),
+      ...savings(r),
     }))
     .sort((a, b) => rank(a.node) - rank(b.node) || a.node.localeCompare(b.node));
 }
@@ -123,6 +156,7 @@ function toRunCost(r: Record<string, unknown>): RunCostRow {
     retry_cost_usd: money(r.retry_cost_usd) ?? "0",
     unpriced_calls: num(r.unpriced_calls),
     missing_usage_calls: num(r.missing_usage_calls),
+    ...savings(r),
   };
 }
 
@@ -172,7 +206,22 @@ export async function dailyCosts(db: Database, day: string): Promise<DailyCostRo
     total_tokens: num(r.total_tokens),
     cost_usd: money(r.cost_usd),
     unpriced_calls: num(r.unpriced_calls),
+    ...savings(r),
   }));
+}
+
+/** Average and largest prompt per node of a run, beside the previous run's average (prompt inflation). */
+export async function promptSizes(db: Database, runId: string): Promise<PromptSizeRow[]> {
+  const result = await db.execute(sql`select * from node_prompt_sizes where run_id = ${runId}`);
+  return rows(result)
+    .map((r) => ({
+      node: String(r.node),
+      calls: num(r.calls),
+      avg_input_tokens: num(r.avg_input_tokens),
+      max_input_tokens: num(r.max_input_tokens),
+      prev_avg_input_tokens: numOrNull(r.prev_avg_input_tokens),
+    }))
+    .sort((a, b) => rank(a.node) - rank(b.node) || a.node.localeCompare(b.node));
 }
 
 /** Today's date in a time zone, as YYYY-MM-DD. */
