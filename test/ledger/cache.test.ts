@@ -17,6 +17,9 @@ import { rows } from "../../src/db/migrate";
 import { responseCache } from "../../src/db/schema";
 import type { Ledger } from "../../src/ledger/index";
 import { keepsResults } from "../../src/ledger/index";
+import { OfflineChatModel } from "../../src/llm/offline";
+import { completeJson, ModelReplyError } from "../../src/llm/reply";
+import { buildSummarizePrompt, summaryReplySchema } from "../../src/pipeline/summarize/prompt";
 import { chatCompletion, useOpenAIServer } from "../helpers/openai-server";
 import { callRows, chatModel, describeBackends, embeddingsModel, nodeCosts, openRun, runCosts, type TestDb } from "./_harness";
 
@@ -168,6 +171,47 @@ describeBackends("response cache", (open) => {
     expect(ledger.haltReason).toBeNull();
     expect(ledger.spent().tokens).toBe(1500);
     expect((await callRows(db, runId)).map((r) => r.usageSource)).toEqual(["provider", "cache", "cache"]);
+  });
+
+  it("the offline model uses the same cache: the repeat is a cache row avoiding the first call's tokens", async () => {
+    const model = new OfflineChatModel({ model: "offline-extractive-1", cache: new ResponseCache({ db, ttlHours: 24, now }) });
+    const prompt = buildSummarizePrompt({ title: "Harbour strike ends", feed: "Harbour Gazette", text: "Dock workers returned on Monday. The port reopened at noon." });
+    const { runId, ledger } = await openRun(db);
+    const replies = await inNode(ledger, async () => [(await model.invoke(prompt)).text, (await model.invoke(prompt)).text]);
+    expect(replies[1]).toBe(replies[0]);
+    const [miss, hit] = await callRows(db, runId);
+    expect(miss).toMatchObject({ usageSource: "provider", model: "offline-extractive-1", costUsd: "0.000000000000" });
+    expect(miss!.inputTokens).toBeGreaterThan(0);
+    expect(hit).toMatchObject({
+      usageSource: "cache",
+      model: "offline-extractive-1",
+      totalTokens: 0,
+      avoidedInputTokens: miss!.inputTokens,
+      avoidedOutputTokens: miss!.outputTokens,
+      avoidedTotalTokens: miss!.totalTokens,
+      avoidedCostUsd: "0.000000000000",
+      cacheKey: miss!.cacheKey,
+    });
+  });
+
+  it("a reply the node rejects is evicted, so its retry asks the model again", async () => {
+    server.script("chat", chatCompletion({ usage: USAGE, content: "not JSON at all" }), chatCompletion({ usage: USAGE, content: '{"summary":"The harbour reopened."}' }));
+    const model = cached();
+    const { runId, ledger } = await openRun(db);
+    const replies = await inNode(ledger, async () => {
+      const first = await completeJson(model, PROMPT, summaryReplySchema, "summary", { stream: false }).catch((err) => err);
+      expect(first).toBeInstanceOf(ModelReplyError);
+      const second = await completeJson(model, PROMPT, summaryReplySchema, "summary", { stream: false });
+      const third = await completeJson(model, PROMPT, summaryReplySchema, "summary", { stream: false });
+      return [second.summary, third.summary];
+    });
+    expect(replies).toEqual(["The harbour reopened.", "The harbour reopened."]);
+    expect(server.hits("chat")).toBe(2);
+    expect((await callRows(db, runId)).map((r) => [r.status, r.usageSource])).toEqual([
+      ["parse_error", "provider"],
+      ["ok", "provider"],
+      ["ok", "cache"],
+    ]);
   });
 
   it("embeddings: a second embed of the same texts sends no request and is a cache row with the tokens it avoided", async () => {
