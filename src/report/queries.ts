@@ -93,6 +93,17 @@ const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const money = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const iso = (v: unknown): string | null => (v === null || v === undefined ? null : new Date(v as string).toISOString());
+/** The call and token counts node_costs and run_costs share. */
+const callCounts = (r: Record<string, unknown>) => ({
+  calls: num(r.calls),
+  attempts: num(r.attempts),
+  retries: num(r.retries),
+  input_tokens: num(r.input_tokens),
+  cached_input_tokens: num(r.cached_input_tokens),
+  output_tokens: num(r.output_tokens),
+  reasoning_tokens: num(r.reasoning_tokens),
+  total_tokens: num(r.total_tokens),
+});
 const savings = (r: Record<string, unknown>): CacheSavings => ({
   cache_hits: num(r.cache_hits),
   avoided_tokens: num(r.avoided_tokens),
@@ -102,30 +113,28 @@ const savings = (r: Record<string, unknown>): CacheSavings => ({
 /** Graph order first, so the table reads like the flow. */
 const NODE_ORDER = ["collect", "budget_guard", "summarize", "embed", "cluster", "generate_social", "validate", "publish"];
 
-export async function nodeCosts(db: Database, runId: string): Promise<NodeCostRow[]> {
-  const result = await db.execute(sql`select * from node_costs where run_id = ${runId}`);
+/** A per-node view's rows of one run, in graph order. */
+async function perNode<T extends { node: string }>(db: Database, view: "node_costs" | "node_prompt_sizes", runId: string, map: (r: Record<string, unknown>) => T): Promise<T[]> {
+  const result = await db.execute(sql`select * from ${sql.identifier(view)} where run_id = ${runId}`);
   return rows(result)
-    .map((r) => ({
-      node: String(r.node),
-      node_attempts: num(r.node_attempts),
-      calls: num(r.calls),
-      attempts: num(r.attempts),
-      retries: num(r.retries),
-      input_tokens: num(r.input_tokens),
-      cached_input_tokens: num(r.cached_input_tokens),
-      output_tokens: num(r.output_tokens),
-      reasoning_tokens: num(r.reasoning_tokens),
-      total_tokens: num(r.total_tokens),
-      retry_tokens: num(r.retry_tokens),
-      cost_usd: money(r.cost_usd),
-      retry_cost_usd: money(r.retry_cost_usd) ?? "0",
-      unpriced_calls: num(r.unpriced_calls),
-      missing_usage_calls: num(r.missing_usage_calls),
-      latency_ms_total: num(r.latency_ms_total),
-      latency_ms_p95: numOrNull(r.latency_ms_p95),
-      ...savings(r),
-    }))
+    .map(map)
     .sort((a, b) => rank(a.node) - rank(b.node) || a.node.localeCompare(b.node));
+}
+
+export function nodeCosts(db: Database, runId: string): Promise<NodeCostRow[]> {
+  return perNode(db, "node_costs", runId, (r) => ({
+    node: String(r.node),
+    node_attempts: num(r.node_attempts),
+    ...callCounts(r),
+    retry_tokens: num(r.retry_tokens),
+    cost_usd: money(r.cost_usd),
+    retry_cost_usd: money(r.retry_cost_usd) ?? "0",
+    unpriced_calls: num(r.unpriced_calls),
+    missing_usage_calls: num(r.missing_usage_calls),
+    latency_ms_total: num(r.latency_ms_total),
+    latency_ms_p95: numOrNull(r.latency_ms_p95),
+    ...savings(r),
+  }));
 }
 
 function rank(node: string): number {
@@ -143,14 +152,7 @@ function toRunCost(r: Record<string, unknown>): RunCostRow {
     halt_reason: (r.halt_reason as string | null) ?? null,
     started_at: iso(r.started_at)!,
     finished_at: iso(r.finished_at),
-    calls: num(r.calls),
-    attempts: num(r.attempts),
-    retries: num(r.retries),
-    input_tokens: num(r.input_tokens),
-    cached_input_tokens: num(r.cached_input_tokens),
-    output_tokens: num(r.output_tokens),
-    reasoning_tokens: num(r.reasoning_tokens),
-    total_tokens: num(r.total_tokens),
+    ...callCounts(r),
     cost_usd: money(r.cost_usd),
     retry_tokens: num(r.retry_tokens),
     retry_cost_usd: money(r.retry_cost_usd) ?? "0",
@@ -211,17 +213,14 @@ export async function dailyCosts(db: Database, day: string): Promise<DailyCostRo
 }
 
 /** Average and largest prompt per node of a run, beside the previous run's average (prompt inflation). */
-export async function promptSizes(db: Database, runId: string): Promise<PromptSizeRow[]> {
-  const result = await db.execute(sql`select * from node_prompt_sizes where run_id = ${runId}`);
-  return rows(result)
-    .map((r) => ({
-      node: String(r.node),
-      calls: num(r.calls),
-      avg_input_tokens: num(r.avg_input_tokens),
-      max_input_tokens: num(r.max_input_tokens),
-      prev_avg_input_tokens: numOrNull(r.prev_avg_input_tokens),
-    }))
-    .sort((a, b) => rank(a.node) - rank(b.node) || a.node.localeCompare(b.node));
+export function promptSizes(db: Database, runId: string): Promise<PromptSizeRow[]> {
+  return perNode(db, "node_prompt_sizes", runId, (r) => ({
+    node: String(r.node),
+    calls: num(r.calls),
+    avg_input_tokens: num(r.avg_input_tokens),
+    max_input_tokens: num(r.max_input_tokens),
+    prev_avg_input_tokens: numOrNull(r.prev_avg_input_tokens),
+  }));
 }
 
 /** Today's date in a time zone, as YYYY-MM-DD. */
