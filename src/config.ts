@@ -48,6 +48,7 @@ export const envSchema = z.object({
   NEWSLEDGER_NODE_ATTEMPTS: int(1).default(3),
   NEWSLEDGER_REQUEST_TIMEOUT_MS: int(1000).max(3_600_000, { error: "must be at most 3600000 (an hour)" }).default(60_000),
   NEWSLEDGER_PRICES: z.string().min(1).optional(),
+  NEWSLEDGER_CACHE_TTL_HOURS: int(0).max(87_600, { error: "must be at most 87600 (ten years)" }).default(168),
 
   FEEDS: list.optional(),
   NEWSLEDGER_MAX_ITEMS_PER_FEED: int(1).default(5),
@@ -159,6 +160,8 @@ export interface Config {
   nodeAttempts: number;
   requestTimeoutMs: number;
   pricesFile?: string;
+  /** Response cache (chat replies and embeddings) in the database; ttlHours 0: no cache. */
+  cache: { ttlHours: number };
   feeds: string[];
   collect: {
     maxItemsPerFeed: number;
@@ -313,6 +316,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     nodeAttempts: e.NEWSLEDGER_NODE_ATTEMPTS,
     requestTimeoutMs: e.NEWSLEDGER_REQUEST_TIMEOUT_MS,
     pricesFile: e.NEWSLEDGER_PRICES,
+    cache: { ttlHours: e.NEWSLEDGER_CACHE_TTL_HOURS },
     feeds: flags.feeds && flags.feeds.length > 0 ? flags.feeds : (e.FEEDS ?? DEFAULT_FEEDS),
     collect: {
       maxItemsPerFeed: e.NEWSLEDGER_MAX_ITEMS_PER_FEED,

@@ -102,7 +102,7 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   if (!withLedger && (anyLimit || options.resume)) {
     throw new ConfigError("a run without the ledger can have no budget and cannot resume (it records no calls)");
   }
-  const models = withFallback(options.models ?? createModels(config, { ledger: withLedger }), config);
+  const models = withFallback(options.models ?? createModels(config, { db, ledger: withLedger }), config, { db, ledger: withLedger });
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
   const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.

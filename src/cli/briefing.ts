@@ -2,7 +2,7 @@
 import { ConfigError, loadConfig } from "../config";
 import { openConfiguredDatabase } from "../db/client";
 import { runBriefing } from "../app/run-briefing";
-import { nodeTable, usd8 } from "../report/format";
+import { nodeTable, savingsLine, usd8 } from "../report/format";
 import { matchRunIds, runCost } from "../report/queries";
 import { parseFlags, parseNumberFlag, runCli, spreadFeeds } from "./common";
 
@@ -88,6 +88,7 @@ runCli(async () => {
           (result.haltReason ? ` (${result.haltReason})` : "") +
           `: provider ${result.provider}, ${result.articles} articles, ${result.clusters} clusters, ${result.posts} posts, ` +
           `${result.total_tokens} tokens, ${usd8(result.cost_usd)}` +
+          (run && run.cache_hits > 0 ? `\n${savingsLine(run)}` : "") +
           (result.briefing_path ? `\nbriefing: ${result.briefing_path}` : "") +
           "\n",
       );

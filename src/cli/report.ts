@@ -3,8 +3,8 @@ import { ConfigError, loadConfig } from "../config";
 import { openConfiguredDatabase } from "../db/client";
 import { loadPriceBook } from "../ledger/price-book";
 import { costAsModel, UnknownModelError } from "../ledger/reprice";
-import { dailyTable, nodeTable, table, usd8 } from "../report/format";
-import { dailyCosts, dayIn, lastRunId, matchRunIds, nodeCosts, runCost } from "../report/queries";
+import { dailyTable, nodeTable, promptSizeTable, savingsLine, table, usd8 } from "../report/format";
+import { dailyCosts, dayIn, lastRunId, matchRunIds, nodeCosts, promptSizes, runCost } from "../report/queries";
 import { parseFlags, runCli } from "./common";
 import { budgetLimits, WORKFLOW } from "../app/run-briefing";
 import { spendForecast, type SpendForecast } from "../alerts/watch";
@@ -15,9 +15,10 @@ import type { BudgetLimits } from "../ledger";
 
 const USAGE = `usage: npm run report -- [--run <id>] [--as-model <model>] [--json]
 
-Shows the per-node cost table of the last run (or the given one), today's totals, each budget's
-use and what is left (limits from the settings, see .env.example), the forecast of today's and
-this month's spend with when a day or month limit would be crossed, and the latest alerts.
+Shows the per-node cost table of the last run (or the given one), what the response cache saved,
+the average prompt size per node (against the previous run), today's totals, each budget's use
+and what is left (limits from the settings, see .env.example), the forecast of today's and this
+month's spend with when a day or month limit would be crossed, and the latest alerts.
 --as-model prices the run's chat calls, with the same token counts, as another model.`;
 
 runCli(async () => {
@@ -49,6 +50,7 @@ runCli(async () => {
     const run = await runCost(db, runId);
     if (!run) throw new ConfigError(`bad argument: --run ${runId}: no such run in ${database.location}`);
     const nodes = await nodeCosts(db, runId);
+    const prompts = await promptSizes(db, runId);
     const today = dayIn(config.schedule.timezone);
     const days = await dailyCosts(db, today);
     let whatIf: Awaited<ReturnType<typeof costAsModel>> | undefined;
@@ -68,7 +70,7 @@ runCli(async () => {
     const forecast = await spendForecast(db, { workflow: run.workflow, timeZone: config.schedule.timezone, cron: run.workflow === WORKFLOW ? config.schedule.cron : undefined, limits });
     const alerts = await recentAlerts(db);
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ run, nodes, today: days, budgets, forecast, alerts, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
+      process.stdout.write(`${JSON.stringify({ run, nodes, prompt_sizes: prompts, today: days, budgets, forecast, alerts, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
       return 0;
     }
     process.stdout.write(
@@ -76,7 +78,9 @@ runCli(async () => {
         (run.halt_reason ? `: ${run.halt_reason}` : "") +
         `\nstarted ${run.started_at}${run.finished_at ? `, finished ${run.finished_at}` : ""}\n\n` +
         `${nodeTable(nodes, run)}\n\n` +
-        `retry tokens ${run.retry_tokens} (${usd8(run.retry_cost_usd)}), unpriced calls ${run.unpriced_calls}, calls with missing usage ${run.missing_usage_calls}\n\n` +
+        `retry tokens ${run.retry_tokens} (${usd8(run.retry_cost_usd)}), unpriced calls ${run.unpriced_calls}, calls with missing usage ${run.missing_usage_calls}\n` +
+        `${savingsLine(run)}\n\n` +
+        (prompts.length ? `prompt size per node (input tokens per call):\n${promptSizeTable(prompts)}\n\n` : "") +
         `today (${today}, ${config.schedule.timezone}):\n${days.length ? dailyTable(days) : "no calls yet today"}\n\n` +
         `budgets (used / limit / left):\n` +
         table(

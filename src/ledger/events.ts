@@ -6,6 +6,7 @@
  * The events travel through the callbacks of the runnable config in AsyncLocalStorage, so they
  * reach the handlers of the graph run that made the call, with that node's metadata.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { dispatchCustomEvent } from "@langchain/core/callbacks/dispatch";
 import { isBudgetExceeded } from "./budget";
@@ -18,12 +19,45 @@ export const EMBEDDING_ERROR = "newsledger.embedding.error";
 export const HTTP_ATTEMPT = "newsledger.http.attempt";
 /** A node rejected a model reply it could not use (see rejectReply). */
 export const REPLY_REJECTED = "newsledger.reply.rejected";
+/** The response cache stored a chat reply: its call's row gets the cache key. */
+export const CACHE_STORED = "newsledger.cache.stored";
+/** response_metadata key of a chat reply served from (or stored in) the response cache. */
+export const CACHE_METADATA_KEY = "newsledger_cache";
+
+/** Token counts as the ledger and the response cache keep them. */
+export interface TokenUsage {
+  input: number;
+  cached: number;
+  output: number;
+  reasoning: number;
+  total: number;
+}
+
+/** How a call used the response cache: served from it (hit) or filled it (miss). */
+export interface CacheUse {
+  /** response_cache.key; an embeddings call that covers several texts lists their keys, comma-separated. */
+  key: string;
+  hit: boolean;
+  /** Hit: the model of the call that filled the entry, and what it was billed (what the hit avoided). */
+  model?: string | null;
+  avoided?: TokenUsage | null;
+}
+
+/** What the response cache tells the ledger after storing a chat reply (the call's row already exists). */
+export interface CacheStoredEvent {
+  /** The reply message's id, to find its call (as for ReplyRejectedEvent). */
+  messageIds: string[];
+  fingerprint: string;
+  key: string;
+}
 
 export interface EmbeddingCallInfo {
   model: string;
   provider: string;
   /** Tokens counted locally before the call (for the budget reservation). */
   estimatedInputTokens: number;
+  /** Set for texts served from the response cache (then nothing is sent and estimatedInputTokens is 0). */
+  cache?: CacheUse;
 }
 
 export interface EmbeddingCallResult<T> {
@@ -50,6 +84,7 @@ export interface EmbeddingEndEvent {
   httpStatus?: number;
   providerCostUsd?: string;
   errorCode?: string;
+  cache?: CacheUse;
   finishedAt: number;
 }
 
@@ -129,6 +164,24 @@ export async function dispatchLedgerEvent(name: string, data: unknown): Promise<
   }
 }
 
+/**
+ * An embeddings request made to fill response-cache entries (see CachedEmbeddings): the request
+ * sees it through AsyncLocalStorage, however deep in the client it is sent, so its row gets the
+ * keys and the cache learns what the provider billed.
+ */
+export interface EmbeddingCacheFill {
+  key: string;
+  /** Billed input tokens of the requests made so far; null once one reported none. */
+  billed: number | null;
+  requests: number;
+}
+
+const cacheFills = new AsyncLocalStorage<EmbeddingCacheFill>();
+
+export function withEmbeddingCacheFill<T>(fill: EmbeddingCacheFill, fn: () => Promise<T>): Promise<T> {
+  return cacheFills.run(fill, fn);
+}
+
 export async function trackEmbeddingCall<T>(info: EmbeddingCallInfo, send: () => Promise<EmbeddingCallResult<T>>): Promise<T> {
   const callId = randomUUID();
   const start: EmbeddingStartEvent = { ...info, callId, startedAt: Date.now() };
@@ -142,6 +195,13 @@ export async function trackEmbeddingCall<T>(info: EmbeddingCallInfo, send: () =>
     await dispatchLedgerEvent(EMBEDDING_ERROR, event).catch(() => {});
     throw err;
   }
+  let cache = info.cache;
+  const fill = info.cache ? undefined : cacheFills.getStore();
+  if (fill && (result.httpStatus === undefined || result.httpStatus < 400)) {
+    fill.requests += 1;
+    fill.billed = fill.billed === null || result.inputTokens === null ? null : fill.billed + result.inputTokens;
+    cache = { key: fill.key, hit: false };
+  }
   const end: EmbeddingEndEvent = {
     callId,
     inputTokens: result.inputTokens,
@@ -149,6 +209,7 @@ export async function trackEmbeddingCall<T>(info: EmbeddingCallInfo, send: () =>
     httpStatus: result.httpStatus,
     providerCostUsd: result.providerCostUsd,
     errorCode: result.errorCode,
+    cache,
     finishedAt: Date.now(),
   };
   await dispatchLedgerEvent(EMBEDDING_END, end).catch(() => {});

@@ -16,11 +16,13 @@ import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
 import {
+  CACHE_STORED,
   EMBEDDING_END,
   EMBEDDING_ERROR,
   EMBEDDING_START,
   HTTP_ATTEMPT,
   REPLY_REJECTED,
+  type CacheStoredEvent,
   type EmbeddingEndEvent,
   type EmbeddingErrorEvent,
   type EmbeddingStartEvent,
@@ -143,6 +145,10 @@ export class LedgerHandler extends BaseCallbackHandler {
       case REPLY_REJECTED:
         // A node rejected a reply (rejectReply): that call's row becomes parse_error; written at the node's end.
         this.recorder.guard("reply rejected", () => this.recorder.replyRejected(data as ReplyRejectedEvent, runId));
+        return;
+      case CACHE_STORED:
+        // The response cache stored a reply: that call's row names the entry; written at the node's end.
+        this.recorder.guard("cache stored", () => this.recorder.cacheStored(data as CacheStoredEvent, runId));
         return;
       default:
         return;

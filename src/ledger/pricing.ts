@@ -173,6 +173,19 @@ export function priceCall(call: CallToPrice, book: PriceBook): PricedCall {
 }
 
 /**
+ * What a call served from the response cache avoided: the tokens of the call that filled the
+ * entry, priced as that model costs at `at` (today), not as it cost when the entry was filled.
+ * Null usage (the filling call reported none) prices as no_usage.
+ */
+export function priceAvoided(
+  avoided: { model: string | null | undefined; inputTokens: number | null; cachedInputTokens: number | null; outputTokens: number | null },
+  book: PriceBook,
+  at: Date,
+): PricedCall {
+  return priceCall({ model: avoided.model, inputTokens: avoided.inputTokens, cachedInputTokens: avoided.cachedInputTokens, outputTokens: avoided.outputTokens, at }, book);
+}
+
+/**
  * The highest known rates, for estimating calls to a model without a price: a budget charges an
  * unknown model at least this much, never 0.
  */

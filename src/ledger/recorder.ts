@@ -23,7 +23,10 @@ import {
   markAttemptClaimed,
   registerAttemptSink,
   unregisterAttemptSink,
+  CACHE_METADATA_KEY,
   type AttemptCandidate,
+  type CacheStoredEvent,
+  type CacheUse,
   type EmbeddingEndEvent,
   type EmbeddingErrorEvent,
   type EmbeddingStartEvent,
@@ -31,9 +34,10 @@ import {
   type HttpAttemptSink,
   type RawUsage,
   type ReplyRejectedEvent,
+  type TokenUsage,
 } from "./events";
 import { KEEPS_RESULTS_METADATA } from "./replies";
-import { cleanModelName, conservativeRate, COST_SCALE, costUnits, formatUsd, priceCall, ratesForEstimate, unitsToUsd, type PriceBook } from "./pricing";
+import { cleanModelName, conservativeRate, COST_SCALE, costUnits, formatUsd, priceAvoided, priceCall, ratesForEstimate, unitsToUsd, type PriceBook } from "./pricing";
 import { contentText, countTextTokens, estimateMessagesTokens } from "./tokens";
 import { upsertCalls, upsertNodeRuns, type NewNodeRun } from "./writer";
 
@@ -121,13 +125,7 @@ interface CallState {
   rejected: boolean;
 }
 
-interface Usage {
-  input: number;
-  cached: number;
-  output: number;
-  reasoning: number;
-  total: number;
-}
+type Usage = TokenUsage;
 
 interface RowFields {
   id: string;
@@ -145,6 +143,8 @@ interface RowFields {
   finishedAt: Date;
   providerCostUsd: string | null;
   streamed: boolean;
+  /** The response cache served this call (hit: nothing billed) or was filled by it. */
+  cache?: CacheUse | null;
 }
 
 export class LedgerWriteError extends Error {
@@ -155,6 +155,8 @@ const str = (v: unknown): string | undefined => (typeof v === "string" && v !== 
 const count = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.round(v) : null);
 const positiveInt = (v: unknown): number | undefined => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined);
 const NO_NODE = "(none)";
+const ZERO_USAGE: Usage = { input: 0, cached: 0, output: 0, reasoning: 0, total: 0 };
+const ZERO_USD = formatUnits(0n, COST_SCALE);
 const isInternalNode = (node: string) => /^__.*__$/.test(node);
 
 /** usage_metadata as LangChain gives it (details may be missing or undefined: 0). */
@@ -207,6 +209,20 @@ function normaliseCost(v: unknown): string | null {
     /* not a number: ignored */
   }
   return null;
+}
+
+/** A cache hit as the response cache marks the reply (response_metadata) or an embeddings event carries it. */
+function cacheUseOf(v: unknown): CacheUse | null {
+  if (!v || typeof v !== "object") return null;
+  const c = v as Partial<CacheUse>;
+  if (typeof c.key !== "string" || c.key === "" || typeof c.hit !== "boolean") return null;
+  return { key: c.key, hit: c.hit, model: str(c.model) ?? null, avoided: c.hit ? usageFromMetadata(tokenDetails(c.avoided)) : null };
+}
+
+/** TokenUsage in usage_metadata's shape (so one parser checks both). */
+function tokenDetails(u: TokenUsage | null | undefined): unknown {
+  if (!u || typeof u !== "object") return null;
+  return { input_tokens: u.input, output_tokens: u.output, total_tokens: u.total, input_token_details: { cache_read: u.cached }, output_token_details: { reasoning: u.reasoning } };
 }
 
 /** A call with no HTTP attempt in flight (a call's attempts are sequential). */
@@ -710,7 +726,10 @@ export class Recorder implements HttpAttemptSink {
     const usage = usageFromMetadata(msg?.usage_metadata) ?? usageFromRaw(last?.usage);
     const responseModel = cleanModelName(last?.responseModel ?? str(meta.model_name) ?? str(meta.model) ?? str(info.model_name));
     const finish = str(meta.finish_reason) ?? str(info.finish_reason) ?? (meta.status === "completed" ? "completed" : undefined);
-    const streamed = call.streamed || last?.stream === true;
+    // Served from the response cache: core replays the text as one token; nothing was sent or streamed.
+    const cacheHit = call.http.length === 0 ? cacheUseOf(meta[CACHE_METADATA_KEY]) : null;
+    const hit = cacheHit?.hit === true ? cacheHit : null;
+    const streamed = !hit && (call.streamed || last?.stream === true);
     let status = "ok";
     let error: string | null = null;
     if (streamed && !usage && !finish && !last?.sawDone) {
@@ -733,8 +752,9 @@ export class Recorder implements HttpAttemptSink {
         outputText: text,
         startedAt: last ? new Date(last.startedAt) : call.startedAt,
         finishedAt,
-        providerCostUsd: normaliseCost(last?.providerCostUsd) ?? normaliseCost(rawCost),
+        providerCostUsd: hit ? null : (normaliseCost(last?.providerCostUsd) ?? normaliseCost(rawCost)),
         streamed,
+        cache: hit,
       }),
     );
     this.settle(call, charges);
@@ -758,14 +778,7 @@ export class Recorder implements HttpAttemptSink {
    */
   replyRejected(data: ReplyRejectedEvent, runId: string): void {
     if (!data || typeof data !== "object") return;
-    const under = (c: CallState) => c.id === runId || c.ancestors.includes(runId);
-    const byId = [...new Set((data.messageIds ?? []).flatMap((id) => this.callsByReplyId.get(id) ?? []))];
-    let pool = byId.length > 0 ? byId : [...this.calls.values()].filter((c) => c.kind === "chat" && c.ended && under(c) && c.replyFingerprint === data.fingerprint);
-    if (pool.length > 1) pool = pool.filter(under).length > 0 ? pool.filter(under) : pool;
-    if (pool.length > 1) pool = pool.filter((c) => c.replyFingerprint === data.fingerprint).length > 0 ? pool.filter((c) => c.replyFingerprint === data.fingerprint) : pool;
-    if (pool.length > 1) pool = pool.filter((c) => !c.rejected).length > 0 ? pool.filter((c) => !c.rejected) : pool;
-    // Still several: identical replies to the same request in one attempt; the latest is the one just read.
-    const call = pool[pool.length - 1];
+    const call = this.replyCall(data, runId);
     if (!call) {
       this.problem("reply rejected", new Error(`no call of this run produced the rejected reply ${data.messageIds?.join(", ") || `"${data.fingerprint.slice(0, 60)}"`}`));
       return;
@@ -777,6 +790,31 @@ export class Recorder implements HttpAttemptSink {
       row.error = `reply rejected: ${data.reason}`;
       this.markCall(row.id);
     }
+  }
+
+  /** The response cache stored the reply of an ended call: its row names the entry it filled. */
+  cacheStored(data: CacheStoredEvent, runId: string): void {
+    if (!data || typeof data !== "object" || typeof data.key !== "string") return;
+    const call = this.replyCall(data, runId);
+    const row = call ? this.rows.get(call.id) : undefined;
+    if (!row) {
+      this.problem("cache stored", new Error(`no call of this run produced the cached reply ${data.messageIds?.join(", ") || `"${data.fingerprint.slice(0, 60)}"`}`));
+      return;
+    }
+    row.cacheKey = data.key;
+    this.markCall(row.id);
+  }
+
+  /** The ended chat call that produced a reply, by message id (under the run in scope), the text breaking ties. */
+  private replyCall(data: { messageIds?: string[]; fingerprint: string }, runId: string): CallState | undefined {
+    const under = (c: CallState) => c.id === runId || c.ancestors.includes(runId);
+    const byId = [...new Set((data.messageIds ?? []).flatMap((id) => this.callsByReplyId.get(id) ?? []))];
+    let pool = byId.length > 0 ? byId : [...this.calls.values()].filter((c) => c.kind === "chat" && c.ended && under(c) && c.replyFingerprint === data.fingerprint);
+    if (pool.length > 1) pool = pool.filter(under).length > 0 ? pool.filter(under) : pool;
+    if (pool.length > 1) pool = pool.filter((c) => c.replyFingerprint === data.fingerprint).length > 0 ? pool.filter((c) => c.replyFingerprint === data.fingerprint) : pool;
+    if (pool.length > 1) pool = pool.filter((c) => !c.rejected).length > 0 ? pool.filter((c) => !c.rejected) : pool;
+    // Still several: identical replies to the same request in one attempt; the latest is the one just read.
+    return pool[pool.length - 1];
   }
 
   chatError(err: unknown, runId: string): void {
@@ -914,6 +952,7 @@ export class Recorder implements HttpAttemptSink {
       finishedAt: typeof data.finishedAt === "number" ? new Date(data.finishedAt) : this.now(),
       providerCostUsd: normaliseCost(data.providerCostUsd),
       streamed: false,
+      cache: failed ? null : cacheUseOf(data.cache),
     });
     if (status === "quota") this.alert({ kind: "quota", message: "provider quota exhausted (embeddings)", callId: call.id, node: call.node });
     this.settle(call, [charge]);
@@ -955,9 +994,15 @@ export class Recorder implements HttpAttemptSink {
       status = na.failureClass;
       error = `node attempt failed: ${na.error}`;
     }
-    const missing = f.usage === null && !f.billedNothing;
-    const usage: Usage | null = f.usage ?? (f.billedNothing ? { input: 0, cached: 0, output: 0, reasoning: 0, total: 0 } : null);
+    // A cache hit bills nothing: 0 tokens, cost 0; what it avoided is priced apart (today's price).
+    const hit = f.cache?.hit === true ? f.cache : null;
+    const missing = f.usage === null && !f.billedNothing && !hit;
+    const usage: Usage | null = hit ? ZERO_USAGE : (f.usage ?? (f.billedNothing ? ZERO_USAGE : null));
     const model = f.responseModel ?? cleanModelName(call.requestModel);
+    const avoided = hit?.avoided ?? null;
+    const avoidedPrice = hit
+      ? priceAvoided({ model: hit.model ?? model, inputTokens: avoided?.input ?? null, cachedInputTokens: avoided?.cached ?? null, outputTokens: avoided?.output ?? null }, this.book, f.startedAt)
+      : null;
     const priced = priceCall(
       {
         model: f.responseModel,
@@ -995,7 +1040,7 @@ export class Recorder implements HttpAttemptSink {
       outputTokens: usage?.output ?? null,
       reasoningTokens: usage ? Math.min(usage.reasoning, usage.output) : null,
       totalTokens: usage?.total ?? null,
-      usageSource: missing ? "missing" : f.billedNothing ? "none" : "provider",
+      usageSource: hit ? "cache" : missing ? "missing" : f.billedNothing ? "none" : "provider",
       estimatedInputTokens: missing ? call.estimatedInputTokens : null,
       estimatedOutputTokens: estimatedOutput,
       status,
@@ -1003,10 +1048,15 @@ export class Recorder implements HttpAttemptSink {
       error,
       latencyMs: Math.max(0, f.finishedAt.getTime() - f.startedAt.getTime()),
       streamed: f.streamed,
-      priceStatus: priced.status,
-      priceId: priced.priceId,
-      costUsd: priced.costUsd,
+      priceStatus: hit ? "ok" : priced.status,
+      priceId: hit ? avoidedPrice!.priceId : priced.priceId,
+      costUsd: hit ? ZERO_USD : priced.costUsd,
       providerCostUsd: f.providerCostUsd,
+      avoidedInputTokens: avoided?.input ?? null,
+      avoidedOutputTokens: avoided?.output ?? null,
+      avoidedTotalTokens: avoided?.total ?? null,
+      avoidedCostUsd: avoidedPrice?.costUsd ?? null,
+      cacheKey: f.cache?.key ?? null,
       startedAt: f.startedAt,
       finishedAt: f.finishedAt,
     };
@@ -1014,7 +1064,7 @@ export class Recorder implements HttpAttemptSink {
     na?.rowIds.add(row.id);
     this.markCall(row.id);
 
-    if (priced.status === "unknown_model" && priced.lookedUp) {
+    if (priced.status === "unknown_model" && priced.lookedUp && !hit) {
       if (!this.unpriced.has(priced.lookedUp)) {
         this.alert({ kind: "unknown_model", message: `no price for model "${priced.lookedUp}": cost recorded as NULL (unpriced), budget charged at the highest known rate`, model: priced.lookedUp, callId: call.id });
       }
@@ -1029,7 +1079,8 @@ export class Recorder implements HttpAttemptSink {
       });
     }
 
-    // What the budget is charged.
+    // What the budget is charged. A cache hit settles its reservation at 0.
+    if (hit) return { tokens: 0, usdUnits: 0n };
     if (usage === null) return { tokens: -1, usdUnits: -1n }; // missing: the reservation is kept (see settle)
     const usdUnits =
       priced.costUnits ??

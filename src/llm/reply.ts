@@ -3,6 +3,7 @@ import type { BaseChatModel } from "@langchain/core/language_models/chat_models"
 import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
 import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import { z } from "zod";
+import { forgetCachedReply } from "../cache/response-cache";
 import { rejectReply } from "../ledger/replies";
 
 /** The reply was not the JSON the stage asked for. Thrown so the node's retry policy retries. */
@@ -98,7 +99,10 @@ export async function completeJson<T>(
   try {
     return parseReply(reply.text, schema, what);
   } catch (err) {
-    if (err instanceof ModelReplyError) await rejectReply(reply, err);
+    if (err instanceof ModelReplyError) {
+      await rejectReply(reply, err);
+      await forgetCachedReply(model, reply);
+    }
     throw err;
   }
 }

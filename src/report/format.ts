@@ -1,5 +1,5 @@
 /** Plain-text tables for the terminal. Money shows 8 decimals; unpriced shows as "unpriced". */
-import type { DailyCostRow, NodeCostRow, RunCostRow } from "./queries";
+import type { CacheSavings, DailyCostRow, NodeCostRow, PromptSizeRow, RunCostRow } from "./queries";
 
 export function usd8(value: string | null): string {
   if (value === null) return "unpriced";
@@ -32,6 +32,8 @@ export function nodeTable(nodes: NodeCostRow[], run: RunCostRow | null): string 
     costCell(n.cost_usd, n.unpriced_calls, n.missing_usage_calls),
     n.latency_ms_total,
     n.latency_ms_p95 ?? "-",
+    n.cache_hits,
+    savedUsd(n),
   ]);
   if (run) {
     body.push([
@@ -45,14 +47,42 @@ export function nodeTable(nodes: NodeCostRow[], run: RunCostRow | null): string 
       costCell(run.cost_usd, run.unpriced_calls, run.missing_usage_calls),
       "",
       "",
+      run.cache_hits,
+      savedUsd(run),
     ]);
   }
-  return table(["node", "calls", "retries", "input", "cached", "output", "total", "cost_usd", "latency_ms", "p95_ms"], body);
+  return table(["node", "calls", "retries", "input", "cached", "output", "total", "cost_usd", "latency_ms", "p95_ms", "cache_hits", "saved_usd"], body);
+}
+
+/** What cache hits avoided, at today's price; "-" without hits. */
+function savedUsd(s: CacheSavings): string {
+  return s.cache_hits === 0 ? "-" : usd8(s.avoided_cost_usd);
+}
+
+/** One line: what the response cache saved. */
+export function savingsLine(s: CacheSavings): string {
+  if (s.cache_hits === 0) return "response cache: no hits";
+  return `response cache: ${s.cache_hits} hit(s) saved ${s.avoided_tokens} tokens (${usd8(s.avoided_cost_usd)} at today's prices)`;
+}
+
+/** Average prompt per node, against the previous run's (a growing prompt shows as +N). */
+export function promptSizeTable(sizes: PromptSizeRow[]): string {
+  return table(
+    ["node", "calls", "avg_input", "max_input", "prev_avg", "change"],
+    sizes.map((p) => [
+      p.node,
+      p.calls,
+      p.avg_input_tokens,
+      p.max_input_tokens,
+      p.prev_avg_input_tokens ?? "-",
+      p.prev_avg_input_tokens === null ? "-" : `${p.avg_input_tokens >= p.prev_avg_input_tokens ? "+" : ""}${p.avg_input_tokens - p.prev_avg_input_tokens}`,
+    ]),
+  );
 }
 
 export function dailyTable(days: DailyCostRow[]): string {
   return table(
-    ["day", "workflow", "runs", "calls", "total_tokens", "cost_usd"],
-    days.map((d) => [d.day, d.workflow, d.runs, d.calls, d.total_tokens, usd8(d.cost_usd)]),
+    ["day", "workflow", "runs", "calls", "total_tokens", "cost_usd", "cache_hits", "saved_tokens", "saved_usd"],
+    days.map((d) => [d.day, d.workflow, d.runs, d.calls, d.total_tokens, usd8(d.cost_usd), d.cache_hits, d.avoided_tokens, savedUsd(d)]),
   );
 }

@@ -25,6 +25,27 @@ export interface NodeCostRow {
   missing_usage_calls: number;
   latency_ms_total: number;
   latency_ms_p95: number | null;
+  cache_hits: number;
+  /** Tokens the cache hits did not pay for, and what they would cost today (null: unpriced model). */
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
+}
+
+/** What the response cache saved (node_costs / run_costs / daily_costs columns). */
+export interface CacheSavings {
+  cache_hits: number;
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
+}
+
+/** Prompt size of one node in one run (node_prompt_sizes). */
+export interface PromptSizeRow {
+  node: string;
+  calls: number;
+  avg_input_tokens: number;
+  max_input_tokens: number;
+  /** The node's average in the workflow's previous run; null for its first. */
+  prev_avg_input_tokens: number | null;
 }
 
 export interface RunCostRow {
@@ -50,6 +71,9 @@ export interface RunCostRow {
   retry_cost_usd: string;
   unpriced_calls: number;
   missing_usage_calls: number;
+  cache_hits: number;
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
 }
 
 export interface DailyCostRow {
@@ -60,39 +84,57 @@ export interface DailyCostRow {
   total_tokens: number;
   cost_usd: string | null;
   unpriced_calls: number;
+  cache_hits: number;
+  avoided_tokens: number;
+  avoided_cost_usd: string | null;
 }
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const money = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const iso = (v: unknown): string | null => (v === null || v === undefined ? null : new Date(v as string).toISOString());
+/** The call and token counts node_costs and run_costs share. */
+const callCounts = (r: Record<string, unknown>) => ({
+  calls: num(r.calls),
+  attempts: num(r.attempts),
+  retries: num(r.retries),
+  input_tokens: num(r.input_tokens),
+  cached_input_tokens: num(r.cached_input_tokens),
+  output_tokens: num(r.output_tokens),
+  reasoning_tokens: num(r.reasoning_tokens),
+  total_tokens: num(r.total_tokens),
+});
+const savings = (r: Record<string, unknown>): CacheSavings => ({
+  cache_hits: num(r.cache_hits),
+  avoided_tokens: num(r.avoided_tokens),
+  avoided_cost_usd: money(r.avoided_cost_usd),
+});
 
 /** Graph order first, so the table reads like the flow. */
 const NODE_ORDER = ["collect", "budget_guard", "summarize", "embed", "cluster", "generate_social", "validate", "publish"];
 
-export async function nodeCosts(db: Database, runId: string): Promise<NodeCostRow[]> {
-  const result = await db.execute(sql`select * from node_costs where run_id = ${runId}`);
+/** A per-node view's rows of one run, in graph order. */
+async function perNode<T extends { node: string }>(db: Database, view: "node_costs" | "node_prompt_sizes", runId: string, map: (r: Record<string, unknown>) => T): Promise<T[]> {
+  const result = await db.execute(sql`select * from ${sql.identifier(view)} where run_id = ${runId}`);
   return rows(result)
-    .map((r) => ({
-      node: String(r.node),
-      node_attempts: num(r.node_attempts),
-      calls: num(r.calls),
-      attempts: num(r.attempts),
-      retries: num(r.retries),
-      input_tokens: num(r.input_tokens),
-      cached_input_tokens: num(r.cached_input_tokens),
-      output_tokens: num(r.output_tokens),
-      reasoning_tokens: num(r.reasoning_tokens),
-      total_tokens: num(r.total_tokens),
-      retry_tokens: num(r.retry_tokens),
-      cost_usd: money(r.cost_usd),
-      retry_cost_usd: money(r.retry_cost_usd) ?? "0",
-      unpriced_calls: num(r.unpriced_calls),
-      missing_usage_calls: num(r.missing_usage_calls),
-      latency_ms_total: num(r.latency_ms_total),
-      latency_ms_p95: numOrNull(r.latency_ms_p95),
-    }))
+    .map(map)
     .sort((a, b) => rank(a.node) - rank(b.node) || a.node.localeCompare(b.node));
+}
+
+export function nodeCosts(db: Database, runId: string): Promise<NodeCostRow[]> {
+  return perNode(db, "node_costs", runId, (r) => ({
+    node: String(r.node),
+    node_attempts: num(r.node_attempts),
+    ...callCounts(r),
+    retry_tokens: num(r.retry_tokens),
+    cost_usd: money(r.cost_usd),
+    retry_cost_usd: money(r.retry_cost_usd) ?? "0",
+    unpriced_calls: num(r.unpriced_calls),
+    missing_usage_calls: num(r.missing_usage_calls),
+    latency_ms_total: num(r.latency_ms_total),
+    latency_ms_p95: numOrNull(r.latency_ms_p95),
+    ...savings(r),
+  }));
 }
 
 function rank(node: string): number {
@@ -110,19 +152,13 @@ function toRunCost(r: Record<string, unknown>): RunCostRow {
     halt_reason: (r.halt_reason as string | null) ?? null,
     started_at: iso(r.started_at)!,
     finished_at: iso(r.finished_at),
-    calls: num(r.calls),
-    attempts: num(r.attempts),
-    retries: num(r.retries),
-    input_tokens: num(r.input_tokens),
-    cached_input_tokens: num(r.cached_input_tokens),
-    output_tokens: num(r.output_tokens),
-    reasoning_tokens: num(r.reasoning_tokens),
-    total_tokens: num(r.total_tokens),
+    ...callCounts(r),
     cost_usd: money(r.cost_usd),
     retry_tokens: num(r.retry_tokens),
     retry_cost_usd: money(r.retry_cost_usd) ?? "0",
     unpriced_calls: num(r.unpriced_calls),
     missing_usage_calls: num(r.missing_usage_calls),
+    ...savings(r),
   };
 }
 
@@ -172,6 +208,18 @@ export async function dailyCosts(db: Database, day: string): Promise<DailyCostRo
     total_tokens: num(r.total_tokens),
     cost_usd: money(r.cost_usd),
     unpriced_calls: num(r.unpriced_calls),
+    ...savings(r),
+  }));
+}
+
+/** Average and largest prompt per node of a run, beside the previous run's average (prompt inflation). */
+export function promptSizes(db: Database, runId: string): Promise<PromptSizeRow[]> {
+  return perNode(db, "node_prompt_sizes", runId, (r) => ({
+    node: String(r.node),
+    calls: num(r.calls),
+    avg_input_tokens: num(r.avg_input_tokens),
+    max_input_tokens: num(r.max_input_tokens),
+    prev_avg_input_tokens: numOrNull(r.prev_avg_input_tokens),
   }));
 }
 

@@ -80,7 +80,7 @@ async function describeSchema(db: Database) {
   return { tables, views };
 }
 
-const EXPECTED_VIEWS = ["call_facts", "daily_costs", "model_costs", "node_costs", "retry_costs", "run_costs"];
+const EXPECTED_VIEWS = ["call_facts", "daily_costs", "model_costs", "node_costs", "node_prompt_sizes", "retry_costs", "run_costs"];
 
 describe("migrations on an empty PGlite", () => {
   let opened: OpenedDatabase;

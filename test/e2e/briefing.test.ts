@@ -88,7 +88,11 @@ function suite(open: () => Promise<OpenedDatabase & { drop?: () => Promise<void>
     // Fresh articles: the same feeds seen by a new database would be needed, so use a new
     // output and clear what dedupe remembers for this check.
     await database.db.execute(sql`delete from articles`);
-    const limited = loadConfig({ NEWSLEDGER_OUT_DIR: outDir, NEWSLEDGER_MAX_ITEMS_PER_FEED: "50" }, { feeds: [FIXTURE_FEEDS], maxTokens: 3000 });
+    // The response cache is off here: the first run filled it, and hits cost nothing (see cache.test.ts).
+    const limited = loadConfig(
+      { NEWSLEDGER_OUT_DIR: outDir, NEWSLEDGER_MAX_ITEMS_PER_FEED: "50", NEWSLEDGER_CACHE_TTL_HOURS: "0" },
+      { feeds: [FIXTURE_FEEDS], maxTokens: 3000 },
+    );
     const result = await runBriefing({ config: limited, database, log }, { trigger: "test" });
     expect(result.status).toBe("halted");
     expect(result.exitCode).toBe(3);

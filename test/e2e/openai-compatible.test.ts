@@ -119,7 +119,8 @@ describe("daily briefing against a local OpenAI-compatible server", () => {
         ? { status: 500, json: { error: { message: "upstream broke", type: "server_error" } } }
         : { status: 429, headers: { "retry-after": "0" }, json: { error: { message: "slow down", type: "requests", code: "rate_limit_exceeded" } } };
     });
-    const config = settings({ NEWSLEDGER_STREAM: "true", NEWSLEDGER_HTTP_RETRIES: "1" });
+    // No response cache: the first test filled it, and a hit is a row without a request (see cache.test.ts).
+    const config = settings({ NEWSLEDGER_STREAM: "true", NEWSLEDGER_HTTP_RETRIES: "1", NEWSLEDGER_CACHE_TTL_HOURS: "0" });
     const result = await runBriefing({ config, database, log: () => {} }, { trigger: "test" });
     expect(result.error).toBeNull();
     expect(result.status).toBe("succeeded");

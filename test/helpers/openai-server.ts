@@ -146,6 +146,9 @@ export class FakeOpenAI {
         res.end(JSON.stringify({ error: { message: String(err) } }));
       });
     });
+    // Idle sockets outlive a slow test step: with Node's 5 s default the server may close one just
+    // as the client reuses it (ECONNRESET on a loaded machine). close() ends them all anyway.
+    server.keepAliveTimeout = 60_000;
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     instance = new FakeOpenAI(server, (server.address() as AddressInfo).port, options);
     return instance;

@@ -92,6 +92,8 @@ const NUMERIC_VIEW_COLUMNS = new Set([
   "retry_tokens",
   "unpriced_calls",
   "missing_usage_calls",
+  "cache_hits",
+  "avoided_tokens",
 ]);
 
 /** A view row with its integer aggregates mapped to numbers (strings on postgres.js) and money kept as strings. */
@@ -99,7 +101,7 @@ function mapViewRow(row: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) {
     out[k] = NUMERIC_VIEW_COLUMNS.has(k) && v !== null ? Number(v) : v === null || v === undefined ? v : typeof v === "bigint" ? String(v) : v;
-    if ((k === "cost_usd" || k === "retry_cost_usd") && v !== null && v !== undefined) out[k] = String(v);
+    if ((k === "cost_usd" || k === "retry_cost_usd" || k === "avoided_cost_usd") && v !== null && v !== undefined) out[k] = String(v);
   }
   return out;
 }

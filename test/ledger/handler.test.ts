@@ -212,6 +212,7 @@ async function priceIdOf(model: string, source = "user"): Promise<number> {
         priceId: await priceIdOf("o3-mini-2025-01-31"),
         costUsd: "0.002728000000",
         providerCostUsd: null,
+        // Not served from the response cache, and no cache on this model.
         avoidedInputTokens: null,
         avoidedOutputTokens: null,
         avoidedTotalTokens: null,

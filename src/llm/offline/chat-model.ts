@@ -67,6 +67,11 @@ export class OfflineChatModel extends BaseChatModel {
     return OFFLINE_PROVIDER;
   }
 
+  /** Part of the response cache's key: two offline models answer the same prompt differently. */
+  override _identifyingParams(): Record<string, unknown> {
+    return { model: this.model };
+  }
+
   override getLsParams(_options: this["ParsedCallOptions"]): LangSmithParams {
     return { ls_provider: OFFLINE_PROVIDER, ls_model_name: this.model, ls_model_type: "chat" };
   }

@@ -1,4 +1,5 @@
 /** The offline provider: deterministic local models with real token usage and a price of 0. */
+import type { BaseCache } from "@langchain/core/caches";
 import type { ChatStage, Models } from "../types";
 import { OfflineChatModel } from "./chat-model";
 import { OfflineHashEmbeddings } from "./embeddings";
@@ -14,11 +15,12 @@ export const OFFLINE_MODEL_NAMES: Record<ChatStage | "embedding", string> = {
   embedding: "offline-hash-embed-1",
 };
 
-export function createOfflineModels(): Models {
+export function createOfflineModels(options: { cache?: BaseCache } = {}): Models {
+  const { cache } = options;
   const chats = {
-    summarize: new OfflineChatModel({ model: OFFLINE_MODEL_NAMES.summarize }),
-    generate_social: new OfflineChatModel({ model: OFFLINE_MODEL_NAMES.generate_social }),
-    validate: new OfflineChatModel({ model: OFFLINE_MODEL_NAMES.validate }),
+    summarize: new OfflineChatModel({ model: OFFLINE_MODEL_NAMES.summarize, cache }),
+    generate_social: new OfflineChatModel({ model: OFFLINE_MODEL_NAMES.generate_social, cache }),
+    validate: new OfflineChatModel({ model: OFFLINE_MODEL_NAMES.validate, cache }),
   } satisfies Record<ChatStage, OfflineChatModel>;
   return {
     provider: "offline",
