@@ -76,6 +76,11 @@ describe("spend alerts", () => {
     await new Promise<void>((r) => smtp.close(() => r()));
   });
 
+  /** From now on summarize's prompts bill 2,000 tokens each (the others stay as they were). */
+  const inflateSummarize = () =>
+    server.respondWith("chat", (body) =>
+      body.messages[0].content.startsWith("Task: summarize") ? chatCompletion({ content: reply(body), usage: { prompt: 2000, completion: 20 } }) : undefined,
+    );
   const dir = mkdtempSync(path.join(os.tmpdir(), "nl-alerts-"));
   const env = {
     OPENAI_BASE_URL: "",
@@ -115,9 +120,7 @@ describe("spend alerts", () => {
       expect(r.alerts).toEqual([]);
     }
     // The fifth: summarize's prompts suddenly bill 2,000 tokens each.
-    server.respondWith("chat", (body) =>
-      body.messages[0].content.startsWith("Task: summarize") ? chatCompletion({ content: reply(body), usage: { prompt: 2000, completion: 20 } }) : undefined,
-    );
+    inflateSummarize();
     const spiked = await run(4);
     server.respondWith("chat", undefined);
     expect(spiked.status).toBe("succeeded");
@@ -157,9 +160,7 @@ describe("spend alerts", () => {
   }, 60_000);
 
   it("the same spike again inside the cooldown is stored as suppressed and sent nowhere", async () => {
-    server.respondWith("chat", (body) =>
-      body.messages[0].content.startsWith("Task: summarize") ? chatCompletion({ content: reply(body), usage: { prompt: 2000, completion: 20 } }) : undefined,
-    );
+    inflateSummarize();
     const again = await run(5);
     server.respondWith("chat", undefined);
     expect(again.status).toBe("succeeded");
