@@ -114,15 +114,17 @@ export class LedgerHandler extends BaseCallbackHandler {
     this.recorder.guard("handleLLMNewToken", () => this.recorder.newToken(runId, token ?? ""));
   }
 
-  // A call's row is written as soon as the call ends: a process killed mid-node loses no paid call.
+  // A call's row is written as soon as the call ends (a process killed mid-node loses no paid
+  // call), without holding the call back: the node end awaits the writes, and calls that end
+  // while one is running go into the next.
   override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
     this.recorder.guard("handleLLMEnd", () => this.recorder.chatEnd(output, runId));
-    await this.recorder.write();
+    void this.recorder.write();
   }
 
   override async handleLLMError(err: Error, runId: string): Promise<void> {
     this.recorder.guard("handleLLMError", () => this.recorder.chatError(err, runId));
-    await this.recorder.write();
+    void this.recorder.write();
   }
 
   override async handleCustomEvent(name: string, data: unknown, runId: string, _tags?: string[], metadata?: Record<string, unknown>): Promise<void> {

@@ -111,7 +111,8 @@ interface CallState {
   provider: string;
   requestModel: string | null;
   startedAt: Date;
-  estimatedInputTokens: number;
+  /** The local tokenizer's count of the input, computed once when first asked (it costs ~1 ms a call). */
+  estimateInput: () => number;
   maxOutputTokens: number;
   fingerprint: string;
   streamed: boolean;
@@ -149,6 +150,18 @@ interface RowFields {
 
 export class LedgerWriteError extends Error {
   override name = "LedgerWriteError";
+}
+
+function once<T>(fn: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = fn();
+      done = true;
+    }
+    return value;
+  };
 }
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
@@ -608,28 +621,39 @@ export class Recorder implements HttpAttemptSink {
       positiveInt(metadata?.ls_max_tokens) ??
       this.defaultMaxOutputTokens;
     const list = messages;
-    let estimatedInputTokens: number;
     let fingerprint = "";
     try {
-      estimatedInputTokens = estimateMessagesTokens(list, requestModel, inv.tools ?? inv.functions);
       const last = list[list.length - 1] as { content?: unknown } | string | undefined;
       fingerprint = fingerprintOf(typeof last === "string" ? last : last?.content);
     } catch (err) {
-      this.problem("estimating a chat call", err);
-      estimatedInputTokens = Math.ceil(JSON.stringify(list ?? "").length / 3);
+      this.problem("fingerprinting a chat call", err);
     }
-    let need: Charge;
-    try {
-      const { rates } = ratesForEstimate(this.book, requestModel, now);
-      need = {
-        tokens: estimatedInputTokens + maxOutputTokens,
-        usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, rates),
-      };
-    } catch (err) {
-      this.problem("pricing a chat estimate", err);
-      need = { tokens: estimatedInputTokens + maxOutputTokens, usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, conservativeRate(this.book)) };
+    // Counted when a budget needs it now, or later if the provider reports no usage.
+    const estimateInput = once(() => {
+      try {
+        return estimateMessagesTokens(list, requestModel, inv.tools ?? inv.functions);
+      } catch (err) {
+        this.problem("estimating a chat call", err);
+        return Math.ceil(JSON.stringify(list ?? "").length / 3);
+      }
+    });
+    if (this.limited) {
+      const estimatedInputTokens = estimateInput();
+      let need: Charge;
+      try {
+        const { rates } = ratesForEstimate(this.book, requestModel, now);
+        need = {
+          tokens: estimatedInputTokens + maxOutputTokens,
+          usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, rates),
+        };
+      } catch (err) {
+        this.problem("pricing a chat estimate", err);
+        need = { tokens: estimatedInputTokens + maxOutputTokens, usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, conservativeRate(this.book)) };
+      }
+      await this.reserve(runId, node, need, `${node} call`);
+    } else if (this.halt) {
+      throw new BudgetExceededError(this.halt);
     }
-    await this.reserve(runId, node, need, `${node} call`);
     this.openCall({
       id: runId,
       kind: "chat",
@@ -639,7 +663,7 @@ export class Recorder implements HttpAttemptSink {
       provider: str(metadata?.ls_provider) ?? "unknown",
       requestModel,
       startedAt: now,
-      estimatedInputTokens,
+      estimateInput,
       maxOutputTokens,
       fingerprint,
     });
@@ -924,7 +948,7 @@ export class Recorder implements HttpAttemptSink {
       provider: str(data.provider) ?? "unknown",
       requestModel: model,
       startedAt: typeof data.startedAt === "number" ? new Date(data.startedAt) : now,
-      estimatedInputTokens: estimated,
+      estimateInput: () => estimated,
       maxOutputTokens: 0,
       fingerprint: "",
     });
@@ -1041,7 +1065,7 @@ export class Recorder implements HttpAttemptSink {
       reasoningTokens: usage ? Math.min(usage.reasoning, usage.output) : null,
       totalTokens: usage?.total ?? null,
       usageSource: hit ? "cache" : missing ? "missing" : f.billedNothing ? "none" : "provider",
-      estimatedInputTokens: missing ? call.estimatedInputTokens : null,
+      estimatedInputTokens: missing ? call.estimateInput() : null,
       estimatedOutputTokens: estimatedOutput,
       status,
       httpStatus: f.httpStatus,
@@ -1073,7 +1097,7 @@ export class Recorder implements HttpAttemptSink {
     if (missing) {
       this.alert({
         kind: status === "stream_interrupted" ? "stream_interrupted" : "missing_usage",
-        message: `${call.node}: ${call.kind} call ${f.id} ended without usage (${status}); tokens recorded as NULL, estimated ${call.estimatedInputTokens} in / ${estimatedOutput ?? 0} out`,
+        message: `${call.node}: ${call.kind} call ${f.id} ended without usage (${status}); tokens recorded as NULL, estimated ${call.estimateInput()} in / ${estimatedOutput ?? 0} out`,
         callId: f.id,
         node: call.node,
       });
@@ -1095,7 +1119,7 @@ export class Recorder implements HttpAttemptSink {
       unregisterAttemptSink(this.sinkRef);
       this.sinkRef = null;
     }
-    const reserved = this.reservations.get(call.id) ?? { tokens: call.estimatedInputTokens + call.maxOutputTokens, usdUnits: 0n };
+    const reserved = this.reservations.get(call.id) ?? { tokens: call.estimateInput() + call.maxOutputTokens, usdUnits: 0n };
     let tokens = 0;
     let usdUnits = 0n;
     let missingCounted = false;

@@ -60,11 +60,9 @@ describeBackends("retries", (open) => {
       expect(result.summary).toBe("The harbour reopened after the storm.");
       expect(server.hits("chat")).toBe(3);
       const [t1, t2, t3] = server.requests.map((r) => r.at);
-      // The policy's backoff, no jitter: ≈100 ms, then ≈200 ms.
+      // The policy's backoff, no jitter: at least 100 ms, then at least 200 ms (no upper bound: a loaded machine is slower, never faster).
       expect(t2! - t1!).toBeGreaterThanOrEqual(99);
-      expect(t2! - t1!).toBeLessThan(400);
       expect(t3! - t2!).toBeGreaterThanOrEqual(199);
-      expect(t3! - t2!).toBeLessThan(500);
 
       const rows = await callRows(db, runId);
       expect(rows.map((r) => [r.nodeAttempt, r.attempt, r.status, r.httpStatus, r.inputTokens, r.outputTokens, r.usageSource])).toEqual([

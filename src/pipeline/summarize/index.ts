@@ -22,8 +22,12 @@ export async function summarize(state: BriefingState, deps: Deps): Promise<Brief
   const model = deps.models.chat("summarize");
   let calls = 0;
   let written = 0;
+  // Each summary's write starts as its reply arrives, but the lane goes on to its next call; the
+  // stage waits for every write before it ends (a failed write fails the stage, whose retry redoes
+  // only the articles without a summary).
+  const writes: Promise<unknown>[] = [];
 
-  const haltReason = await haltOnBudget(
+  const work = haltOnBudget(
     forEachLimited(pending, config.concurrency, async (article) => {
       const messages = buildSummarizePrompt({
         title: article.title,
@@ -33,10 +37,21 @@ export async function summarize(state: BriefingState, deps: Deps): Promise<Brief
       calls += 1;
       // A reply that does not parse is reported to the ledger as wasted; the summaries written stay.
       const { summary } = await completeJson(model, messages, summaryReplySchema, `summary of article ${article.id}`, { stream: config.stream });
-      await db.update(articles).set({ summary }).where(eq(articles.id, article.id));
-      written += 1;
+      const write = db
+        .update(articles)
+        .set({ summary })
+        .where(eq(articles.id, article.id))
+        .then(() => (written += 1));
+      write.catch(() => {}); // seen below, by allSettled; not an unhandled rejection meanwhile
+      writes.push(write);
     }),
   );
+  const [outcome] = await Promise.allSettled([work]);
+  const stored = await Promise.allSettled(writes);
+  if (outcome.status === "rejected") throw outcome.reason;
+  const failedWrite = stored.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failedWrite) throw failedWrite.reason;
+  const haltReason = outcome.value;
 
   const already = state.articleIds.length - pending.length;
   deps.log(
