@@ -11,7 +11,10 @@ import { describe, expect, it } from "vitest";
 import { runBriefing } from "../../src/app/run-briefing";
 import { loadConfig, type FlagSettings } from "../../src/config";
 import { rows } from "../../src/db/migrate";
+import { HumanMessage, SystemMessage } from "@langchain/core/messages";
+import { answerPrompt } from "../../src/llm/offline/chat-model";
 import { describeShared, memoryDb, SHARED_DIR } from "../helpers/db";
+import { chatCompletion, startOpenAIServer } from "../helpers/openai-server";
 
 const FIXTURE_FEEDS = path.resolve(__dirname, "../fixtures/feeds");
 
@@ -66,5 +69,28 @@ describeShared("hard limits on ../shared/feeds", () => {
     expect(result.exitCode).toBe(3);
     expect(recorded.tokens).toBeLessThanOrEqual(n);
     expect(recorded.calls).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe("a loop that would run forever", () => {
+  it("validate rejecting every post, revisions unbounded: halted by the node limit with its reason, every call recorded", async () => {
+    const reply = (body: any) => answerPrompt(body.messages.map((m: { role: string; content: string }) => (m.role === "system" ? new SystemMessage(m.content) : new HumanMessage(m.content))));
+    const never = JSON.stringify(Object.fromEntries(["x", "bluesky", "linkedin"].map((p) => [p, { ok: false, reason: "needs another pass" }])));
+    const server = await startOpenAIServer({ content: reply, fixed: { prompt: 100, completion: 20 } });
+    server.respondWith("chat", (body) =>
+      body.messages[0].content.startsWith("Task: validate") ? chatCompletion({ content: never, usage: { prompt: 600, completion: 40 } }) : undefined,
+    );
+    try {
+      const { result, byNode } = await briefing(FIXTURE_FEEDS, { nodeMaxTokens: 20000 }, { OPENAI_BASE_URL: `${server.url}/v1`, NEWSLEDGER_PROVIDER: "openai", NEWSLEDGER_MAX_REVISIONS: "1000", NEWSLEDGER_CACHE_TTL_HOURS: "0" });
+      expect(result.status).toBe("halted");
+      expect(result.haltReason).toMatch(/^node validate max tokens 20000 reached: \d+ spent, next validate call needs ~\d+$/);
+      const validate = Number(byNode.find((r) => r.node === "validate")!.tokens);
+      expect(validate).toBeLessThanOrEqual(20000);
+      // Many rounds went by before the limit (each round reviews up to 5 stories at 640 tokens a call; the server bills less than each reservation, as a real one does).
+      expect(validate).toBeGreaterThan(20000 - 640 - 1500);
+      expect(server.requests.filter((r) => r.body.messages?.[0]?.content.startsWith("Task: validate")).length).toBe(validate / 640);
+    } finally {
+      await server.close();
+    }
   }, 120_000);
 });
