@@ -14,11 +14,14 @@ const int = (min: number) =>
   z.coerce
     .number({ error: "must be a number" })
     .int({ error: "must be a whole number" })
+    .max(Number.MAX_SAFE_INTEGER, { error: `must be at most ${Number.MAX_SAFE_INTEGER}` })
     .min(min, { error: `must be at least ${min}` });
-/** Dollars: at least a billionth, so that the exact-decimal budget arithmetic can hold it. */
+/** Dollars: at least a billionth and at most a billion, so that the exact-decimal budget arithmetic can hold it. */
+export const MAX_DOLLARS = 1_000_000_000;
 const optionalDollars = z.coerce
   .number({ error: "must be a number" })
   .min(0.000000001, { error: "must be at least 0.000000001 dollars" })
+  .max(MAX_DOLLARS, { error: `must be at most ${MAX_DOLLARS} dollars` })
   .optional();
 const list = z
   .string()
@@ -94,7 +97,7 @@ export const envSchema = z.object({
   NEWSLEDGER_ALERT_EMAIL_TO: list.optional(),
   NEWSLEDGER_ALERT_RETRIES: int(0).max(10, { error: "must be at most 10" }).default(3),
   NEWSLEDGER_ALERT_TIMEOUT_MS: int(100).max(120_000, { error: "must be at most 120000 (two minutes)" }).default(5000),
-  NEWSLEDGER_ALERT_COOLDOWN_MINUTES: int(0).default(60),
+  NEWSLEDGER_ALERT_COOLDOWN_MINUTES: int(0).max(527_040, { error: "must be at most 527040 (a year)" }).default(60),
   NEWSLEDGER_SPIKE_FACTOR: z.coerce.number({ error: "must be a number" }).gt(1, { error: "must be above 1" }).default(3),
   NEWSLEDGER_SPIKE_RUNS: int(1).default(7),
   NEWSLEDGER_SPIKE_MIN_RUNS: int(1).default(3),
@@ -286,11 +289,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const [flag, scope] of [["", "max"], ["node-", "nodeMax"], ["day-", "dayMax"], ["month-", "monthMax"]] as const) {
     const tokens = flags[`${scope}Tokens`];
     const usd = flags[`${scope}Usd`];
-    if (tokens !== undefined && !(Number.isInteger(tokens) && tokens > 0)) {
-      throw new ConfigError(`bad argument: --${flag}max-tokens must be a positive whole number, got ${tokens}`);
+    if (tokens !== undefined && !(Number.isSafeInteger(tokens) && tokens > 0)) {
+      throw new ConfigError(`bad argument: --${flag}max-tokens must be a positive whole number up to ${Number.MAX_SAFE_INTEGER}, got ${tokens}`);
     }
-    if (usd !== undefined && !(Number.isFinite(usd) && usd >= 0.000000001)) {
-      throw new ConfigError(`bad argument: --${flag}max-usd must be at least 0.000000001 dollars, got ${usd}`);
+    if (usd !== undefined && !(Number.isFinite(usd) && usd >= 0.000000001 && usd <= MAX_DOLLARS)) {
+      throw new ConfigError(`bad argument: --${flag}max-usd must be between 0.000000001 and ${MAX_DOLLARS} dollars, got ${usd}`);
     }
   }
   if (e.NEWSLEDGER_ALERT_SMTP_URL && !e.NEWSLEDGER_ALERT_EMAIL_TO?.length) {

@@ -37,7 +37,9 @@ export class Alerter {
     try {
       stored = await this.store(alert);
     } catch (err) {
+      // Not stored (so no cooldown check either): still told, rather than lost.
       this.options.warn?.(`alert not stored (${(err as Error).message}): ${alert.message}`);
+      await Promise.all(this.options.channels.map((channel) => this.deliver(channel, { ...alert, id: 0, createdAt: new Date() }, false)));
       return { id: null, deliveryStatus: "not_stored" };
     }
     if (stored.suppressed) return { id: stored.id, deliveryStatus: "suppressed" };
@@ -80,7 +82,7 @@ export class Alerter {
   }
 
   /** Tries a channel up to 1 + retries times; records the outcome. True when it got through. */
-  private async deliver(channel: AlertChannel, alert: Alert & { id: number; createdAt: Date }): Promise<boolean> {
+  private async deliver(channel: AlertChannel, alert: Alert & { id: number; createdAt: Date }, record = true): Promise<boolean> {
     const attempts = 1 + this.options.retries;
     let lastError: unknown = null;
     let made = 0;
@@ -97,6 +99,7 @@ export class Alerter {
     }
     const error = lastError === null ? null : describe(lastError);
     if (error) this.options.warn?.(`alert ${alert.id} not delivered to ${channel.name} (${channel.target}) after ${made} attempt(s): ${error}`);
+    if (!record) return error === null;
     try {
       await this.db.insert(alertDeliveries).values({ alertId: alert.id, channel: channel.name, target: channel.target, status: error ? "failed" : "sent", attempts: made, error });
     } catch (err) {

@@ -32,8 +32,9 @@ export function budgetAlert(event: BudgetEvent, workflow: string, runId: string)
       reserved_tokens: event.reservedTokens,
       next_call_tokens: event.needTokens,
     },
-    // A day's soft limit is told once per cooldown however many runs pass it.
-    dedupeKey: `${event.type}:${scope.key}`,
+    // A day's soft limit is told once per cooldown however many runs pass it; every run that a
+    // limit halts is told (an operator must hear of each stopped run).
+    dedupeKey: soft ? `${event.type}:${scope.key}` : `${event.type}:${scope.key}:${runId}`,
   };
 }
 

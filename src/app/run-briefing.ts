@@ -13,7 +13,8 @@ import { ConfigError, type Config } from "../config";
 import type { Database } from "../db/client";
 import { runs } from "../db/schema";
 import { loadPriceSources } from "../ledger/price-book";
-import type { OpenedDatabase } from "../db/client";
+import { markDeadRuns, type OpenedDatabase } from "../db/client";
+import { pgAdvisoryLock, runLivenessKey } from "../db/locks";
 import { Ledger } from "../ledger";
 import { finishRun, reopenRun, startRun } from "../ledger/runs";
 import { sharedCheckpointer } from "../db/checkpointer";
@@ -94,6 +95,23 @@ export interface RunnerDeps {
 }
 
 export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
+  const runId = options.resume ?? options.runId ?? randomUUID();
+  const { database } = deps;
+  if (database.kind !== "postgres" || !database.url) return runBriefingAs(runId, deps, options);
+  // On a shared Postgres a run holds a lock for as long as its process lives, taken before its
+  // row exists; runs "running" whose lock nobody holds are dead and marked failed first.
+  const alive = pgAdvisoryLock(database.url, runLivenessKey(runId));
+  await alive.tryAcquire();
+  try {
+    const dead = await markDeadRuns(database);
+    if (dead.length > 0) deps.log(`${dead.length} run(s) whose process died are marked failed: ${dead.join(", ")}`);
+    return await runBriefingAs(runId, deps, options);
+  } finally {
+    await alive.close?.();
+  }
+}
+
+async function runBriefingAs(runId: string, deps: RunnerDeps, options: BriefingOptions): Promise<BriefingResult> {
   const { config, database, log } = deps;
   const db = database.db;
   const withLedger = options.ledger !== false;
@@ -104,7 +122,6 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
   }
   const models = withFallback(options.models ?? createModels(config, { db, ledger: withLedger }), config, { db, ledger: withLedger });
   const feeds = options.feeds && options.feeds.length > 0 ? options.feeds : config.feeds;
-  const runId = options.resume ?? options.runId ?? randomUUID();
   // Bad settings are found before the run row exists and before any paid call.
   checkBeforeRun(config, feeds);
   const checkpointer = await sharedCheckpointer(database);
@@ -151,7 +168,7 @@ export async function runBriefing(deps: RunnerDeps, options: BriefingOptions): P
         },
       })
     : NO_LEDGER;
-  log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), feeds ${feeds.join(" ")}`);
+  log(`run ${runId}: provider ${models.provider}, database ${database.kind} (${database.location}), ${options.resume ? "resuming with the articles it collected" : `feeds ${feeds.join(" ")}`}`);
 
   const graph = buildDailyBriefing({ db, config, models, log, budget: ledger }, { checkpointer });
   const threadConfig = { configurable: { thread_id: runId } };

@@ -9,7 +9,8 @@
  * is stored and the ledger told (CACHE_STORED) which call filled it. `.stream()` bypasses
  * caches in core (only invoke/generate consult them).
  */
-import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { BaseChatModel as BaseChatModelClass, type BaseChatModel } from "@langchain/core/language_models/chat_models";
+import type { BaseMessage } from "@langchain/core/messages";
 import { BaseCache, deserializeStoredGeneration, serializeGeneration } from "@langchain/core/caches";
 import type { Generation } from "@langchain/core/outputs";
 import { CACHE_METADATA_KEY, CACHE_STORED, dispatchLedgerEvent, fingerprintOf, type CacheStoredEvent, type CacheUse, type TokenUsage } from "../ledger/events";
@@ -100,6 +101,15 @@ export class ResponseCache extends BaseCache<Generation[]> {
     this.store = options instanceof CacheStore ? options : new CacheStore(options);
   }
 
+  /** Whether lookup(prompt, llmKey) would hit now, without counting a hit. */
+  async has(prompt: string, llmKey: string): Promise<boolean> {
+    try {
+      return await this.store.has("chat", chatCacheKey(prompt, llmKey));
+    } catch {
+      return false;
+    }
+  }
+
   async lookup(prompt: string, llmKey: string): Promise<Generation[] | null> {
     try {
       const key = chatCacheKey(prompt, llmKey);
@@ -152,5 +162,29 @@ export async function forgetCachedReply(model: BaseChatModel, reply: { response_
     if (cache instanceof ResponseCache && typeof use?.key === "string") await cache.store.evict(use.key);
   } catch {
     /* the entry expires with its TTL */
+  }
+}
+
+/**
+ * Whether `model.invoke(messages, options)` will be served by its response cache: the key is
+ * computed as core's generate() does. The ledger's budget gate runs before core's cache lookup,
+ * so a call known to be a hit is told so (EXPECTED_CACHE_HIT metadata) and is not held to a
+ * budget it costs nothing against.
+ */
+export async function expectsCacheHit(model: BaseChatModel, messages: BaseMessage[], options: Record<string, unknown> = {}): Promise<boolean> {
+  const cache = model.cache;
+  if (!(cache instanceof ResponseCache)) return false;
+  const internals = model as unknown as {
+    _separateRunnableConfigFromCallOptionsCompat(o: unknown): [unknown, Record<string, unknown>];
+    _getSerializedCacheKeyParametersForCall(o: unknown): string;
+  };
+  try {
+    const [, callOptions] = internals._separateRunnableConfigFromCallOptionsCompat(options);
+    const llmKey = internals._getSerializedCacheKeyParametersForCall(callOptions);
+    // core's own conversion (protected in the types, public at run time).
+    const prompt = (BaseChatModelClass as unknown as { _convertInputToPromptValue(m: BaseMessage[]): { toString(): string } })._convertInputToPromptValue(messages).toString();
+    return await cache.has(prompt, llmKey);
+  } catch {
+    return false;
   }
 }

@@ -57,6 +57,15 @@ export class CacheStore {
     this.now = options.now ?? (() => new Date());
   }
 
+  /** Whether a live entry exists (a look that is not a hit: nothing counted). */
+  async has(kind: CacheKind, key: string): Promise<boolean> {
+    const rows = await this.db
+      .select({ key: responseCache.key })
+      .from(responseCache)
+      .where(and(eq(responseCache.key, key), eq(responseCache.kind, kind), or(isNull(responseCache.expiresAt), gt(responseCache.expiresAt, this.now()))));
+    return rows.length > 0;
+  }
+
   /** The live entries among `keys`; a hit counts on the entry (hits, last_hit_at). */
   async take(kind: CacheKind, keys: string[]): Promise<Map<string, CacheEntry>> {
     const found = new Map<string, CacheEntry>();

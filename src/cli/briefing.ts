@@ -90,6 +90,7 @@ runCli(async () => {
           `${result.total_tokens} tokens, ${usd8(result.cost_usd)}` +
           (run && run.cache_hits > 0 ? `\n${savingsLine(run)}` : "") +
           (result.briefing_path ? `\nbriefing: ${result.briefing_path}` : "") +
+          (result.status === "halted" ? `\nto continue it with a higher limit: npm run briefing -- --resume ${result.runId.slice(0, 8)} --max-tokens <N>` : "") +
           "\n",
       );
     }

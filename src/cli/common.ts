@@ -18,7 +18,8 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(ar
 export function parseNumberFlag(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) throw new ConfigError(`bad argument: --${name} needs a number, got "${value}"`);
+  // Decimal only: Number() would also read "0x10" as 16.
+  if (!/^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(value) || !Number.isFinite(n)) throw new ConfigError(`bad argument: --${name} needs a positive decimal number, got "${value}"`);
   return n;
 }
 

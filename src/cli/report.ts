@@ -66,8 +66,18 @@ runCli(async () => {
     // The run's own limits are the ones it ran with (flags included); the day and month are today's settings.
     const [ranWith] = await db.select({ limits: runs.limits }).from(runs).where(eq(runs.id, runId));
     const runLimits = (ranWith?.limits ?? {}) as BudgetLimits;
-    const budgets = await budgetUse(db, { workflow: run.workflow, runId, limits: { ...limits, maxTokens: runLimits.maxTokens, maxUsd: runLimits.maxUsd, node: runLimits.node } });
-    const forecast = await spendForecast(db, { workflow: run.workflow, timeZone: config.schedule.timezone, cron: run.workflow === WORKFLOW ? config.schedule.cron : undefined, limits });
+    const set = (l: { maxTokens?: number; maxUsd?: number | string } | undefined) => (l && (l.maxTokens !== undefined || l.maxUsd !== undefined) ? l : undefined);
+    const shown: BudgetLimits = {
+      ...limits,
+      maxTokens: runLimits.maxTokens,
+      maxUsd: runLimits.maxUsd,
+      node: runLimits.node,
+      // A day or month limit given as a flag to the run counts when the settings name none.
+      day: set(limits.day) ?? set(runLimits.day),
+      month: set(limits.month) ?? set(runLimits.month),
+    };
+    const budgets = await budgetUse(db, { workflow: run.workflow, runId, limits: shown });
+    const forecast = await spendForecast(db, { workflow: run.workflow, timeZone: config.schedule.timezone, cron: run.workflow === WORKFLOW ? config.schedule.cron : undefined, limits: shown });
     const alerts = await recentAlerts(db);
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ run, nodes, prompt_sizes: prompts, today: days, budgets, forecast, alerts, ...(whatIf ? { as_model: whatIf } : {}) })}\n`);
@@ -87,7 +97,7 @@ runCli(async () => {
           ["scope", "tokens", "max_tokens", "tokens_left", "usd", "max_usd", "usd_left", "used"],
           budgets.map((b) => [b.scope, b.tokens, b.max_tokens ?? "-", b.tokens_left ?? "-", usd8(b.usd), b.max_usd ? usd8(b.max_usd) : "-", b.usd_left ? usd8(b.usd_left) : "-", b.used_pct === null ? "no limit" : `${b.used_pct}%`]),
         ) +
-        `\n\n${forecastText(forecast)}\n` +
+        `\n\n${forecastText(forecast, shown)}\n` +
         (alerts.length ? `\nlatest alerts:\n${alerts.map((a) => `#${a.id} ${a.created_at.slice(0, 19)}Z ${a.rule} [${a.delivery_status}] ${a.message}`).join("\n")}\n` : ""),
     );
     if (whatIf) {
@@ -106,15 +116,17 @@ runCli(async () => {
   }
 });
 
-function forecastText(f: SpendForecast): string {
-  const crossed = (at: Date | string | null) => (at === null ? "not crossed" : `crossed ${typeof at === "string" ? `on ${at}` : `at ${at.toISOString()}`}`);
+function forecastText(f: SpendForecast, limits: BudgetLimits): string {
+  const crossed = (limit: unknown, at: Date | string | null) =>
+    limit === undefined ? "no limit" : at === null ? "not crossed" : `crossed ${typeof at === "string" ? `on ${at}` : `at ${at.toISOString()}`}`;
   return (
-    `forecast (${f.timeZone}; ${f.runsToday} run(s) today, ${f.scheduledRunsLeftToday} scheduled run(s) left, a run spends ~${f.tokens.perRun} tokens / $${f.usd.perRun}):\n` +
+    `forecast (${f.timeZone}; ${f.runsToday} run(s) with calls today, ${f.scheduledRunsLeftToday} scheduled run(s) left by BRIEFING_CRON, ` +
+    `a finished run spends ~${f.tokens.perRun} tokens / $${f.usd.perRun} on average):\n` +
     table(
       ["period", "spent_tokens", "forecast_tokens", "spent_usd", "forecast_usd", "day/month limit"],
       [
-        [`today ${f.day}`, f.tokens.spentToday, Math.round(f.tokens.today), `$${f.usd.spentToday}`, `$${f.usd.today}`, `tokens ${crossed(f.tokens.dayLimitCrossedAt)}, USD ${crossed(f.usd.dayLimitCrossedAt)}`],
-        [`month ${f.month}`, f.tokens.spentMonth, Math.round(f.tokens.month), `$${f.usd.spentMonth}`, `$${f.usd.month}`, `tokens ${crossed(f.tokens.monthLimitCrossedOn)}, USD ${crossed(f.usd.monthLimitCrossedOn)}`],
+        [`today ${f.day}`, f.tokens.spentToday, Math.round(f.tokens.today), `$${f.usd.spentToday}`, `$${f.usd.today}`, `tokens ${crossed(limits.day?.maxTokens, f.tokens.dayLimitCrossedAt)}, USD ${crossed(limits.day?.maxUsd, f.usd.dayLimitCrossedAt)}`],
+        [`month ${f.month}`, f.tokens.spentMonth, Math.round(f.tokens.month), `$${f.usd.spentMonth}`, `$${f.usd.month}`, `tokens ${crossed(limits.month?.maxTokens, f.tokens.monthLimitCrossedOn)}, USD ${crossed(limits.month?.maxUsd, f.usd.monthLimitCrossedOn)}`],
       ],
     )
   );

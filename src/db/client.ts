@@ -14,8 +14,8 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { ConfigError, type Config } from "../config";
-import { fileLock } from "./locks";
-import { migrateAndVerify, MIGRATIONS_FOLDER } from "./migrate";
+import { fileLock, runLivenessKey } from "./locks";
+import { migrateAndVerify, MIGRATIONS_FOLDER, rows } from "./migrate";
 import * as schema from "./schema";
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -177,14 +177,43 @@ export async function openDatabase(options: OpenOptions): Promise<OpenedDatabase
   });
 }
 
-/** Runs left "running" by a process that is gone become "failed", saying so. */
-export async function markAbandonedRuns(db: Database): Promise<number> {
+/** Runs left "running" by a process that is gone (all of them, or the ones named) become "failed", saying so. */
+export async function markAbandonedRuns(db: Database, ids?: readonly string[]): Promise<number> {
+  if (ids && ids.length === 0) return 0;
+  const which = ids ? sql` and id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})` : sql``;
   const result = await db.execute(
     sql`update runs set status = 'failed', finished_at = now(),
         error = 'the process ended before the run finished (killed or crashed); its recorded calls are kept'
-        where status = 'running' returning id`,
+        where status = 'running'${which} returning id`,
   );
   return Array.isArray(result) ? result.length : ((result as { rows?: unknown[] }).rows?.length ?? 0);
+}
+
+/**
+ * Postgres, shared by many processes: a run still "running" whose liveness lock (runLivenessKey)
+ * nobody holds has lost its process; it is marked failed, so that its reservations are released
+ * and its articles taken over. Returns the ids marked.
+ */
+export async function markDeadRuns(database: OpenedDatabase): Promise<string[]> {
+  if (database.kind !== "postgres" || !database.url) return [];
+  const running = rows(await database.db.execute(sql`select id from runs where status = 'running'`)).map((r) => String(r.id));
+  if (running.length === 0) return [];
+  const probe = postgres(database.url, { max: 1, onnotice: () => {}, connection: { application_name: "newsledger-liveness-probe" } });
+  const dead: string[] = [];
+  try {
+    for (const id of running) {
+      const key = runLivenessKey(id).toString();
+      const [row] = await probe<{ free: boolean }[]>`select pg_try_advisory_lock(${key}::bigint) as free`;
+      if (row?.free) {
+        dead.push(id);
+        await probe`select pg_advisory_unlock(${key}::bigint)`;
+      }
+    }
+  } finally {
+    await probe.end({ timeout: 5 });
+  }
+  await markAbandonedRuns(database.db, dead);
+  return dead;
 }
 
 /** The database the settings name: Postgres when DATABASE_URL is set, else PGlite in the data folder. */

@@ -9,7 +9,7 @@
  *   holder's pid; a lock whose pid is dead (on this host) is stale and is taken over.
  * - memoryLock: one process only (tests, memory:// databases).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
@@ -28,6 +28,14 @@ export interface RunLock {
 
 /** The advisory-lock key for briefing runs (next to the migration lock in src/db/client.ts). */
 export const BRIEFING_RUN_LOCK_KEY = 7_321_004_418n;
+
+/**
+ * The advisory-lock key a run holds on Postgres for as long as its process lives: a run that is
+ * "running" while nobody holds its key is one whose process died (see markDeadRuns).
+ */
+export function runLivenessKey(runId: string): bigint {
+  return BigInt(`0x${createHash("sha256").update(`newsledger_run:${runId}`).digest("hex").slice(0, 15)}`);
+}
 
 /** Serialises calls on one lock object, so two callers sharing it cannot both win. */
 function serial() {

@@ -20,7 +20,8 @@ const num = (value: unknown): number => Number(value ?? 0);
 
 /** What llm_calls holds for a scope: every settled call, and the calls of runs that reserved nothing. */
 function alreadySpentSql(scope: Scope, timeZone: string): SQL {
-  const spent = sql`coalesce(sum(c.total_tokens), 0), coalesce(sum(c.cost_usd), 0)`;
+  // A call without usage counts its local estimate (the ledger charged it at least that).
+  const spent = sql`coalesce(sum(coalesce(c.total_tokens, c.estimated_input_tokens + coalesce(c.estimated_output_tokens, 0))), 0), coalesce(sum(c.cost_usd), 0)`;
   switch (scope.kind) {
     case "run":
       return sql`select ${spent} from llm_calls c where c.run_id = ${scope.runId}`;
@@ -65,7 +66,9 @@ export class BudgetStore {
       // the lock is held: that also counts calls of runs that reserved nothing (no limit set).
       for (const scope of fresh) {
         const [synced] = rows(
-          await tx.execute(sql`update budget_counters set spent_tokens = s.tokens, spent_usd = s.usd, updated_at = now()
+          // Never lowered: a counter also holds charges the rows cannot show (calls without usage
+          // charged their whole reservation, calls of a killed process).
+          await tx.execute(sql`update budget_counters set spent_tokens = greatest(spent_tokens, s.tokens), spent_usd = greatest(spent_usd, s.usd), updated_at = now()
             from (${alreadySpentSql(scope, this.options.timeZone)}) as s(tokens, usd) where key = ${scope.key} returning key, spent_tokens, spent_usd`),
         );
         const row = locked.find((r) => r.key === scope.key);
@@ -114,7 +117,7 @@ export class BudgetStore {
 
   /** Frees what a run still holds (calls that never reached the provider, a run cut short). */
   async releaseRun(runId: string): Promise<number> {
-    return this.db.transaction(async (tx) => settleReservations(tx, sql`run_id = ${runId} and status = 'reserved'`, null));
+    return this.db.transaction(async (tx) => settleReservations(tx, sql`run_id = ${runId} and status = 'reserved'`, "release"));
   }
 }
 
@@ -128,20 +131,24 @@ export async function settleReservationsIn(tx: Executor, charges: ReadonlyMap<st
   return settleReservations(tx, sql`id in ${sqlList([...charges.keys()])} and status = 'reserved'`, charges);
 }
 
-/** Releases reservations of runs that are no longer running (a killed process's calls in flight). */
+/**
+ * Settles the reservations of runs that are no longer running (a killed process's calls in
+ * flight) at what they reserved: they may have reached the provider and been billed, and an
+ * unknown bill is charged conservatively, as a call without usage is.
+ */
 export async function releaseAbandonedReservations(db: Database): Promise<number> {
   return db.transaction(async (tx) =>
-    settleReservations(tx, sql`status = 'reserved' and run_id in (select id from runs where status <> 'running')`, null),
+    settleReservations(tx, sql`status = 'reserved' and run_id in (select id from runs where status <> 'running')`, "charge_reserved"),
   );
 }
 
-/** charges NULL: release (nothing spent). */
-async function settleReservations(tx: Executor, where: SQL, charges: ReadonlyMap<string, Charge> | null): Promise<number> {
+/** "release": nothing spent (the call never reached the provider); "charge_reserved": the whole reservation spent. */
+async function settleReservations(tx: Executor, where: SQL, charges: ReadonlyMap<string, Charge> | "release" | "charge_reserved"): Promise<number> {
   const held = rows(await tx.execute(sql`select id, counter_keys, tokens, usd from budget_reservations where ${where} order by id for update`));
   if (held.length === 0) return 0;
   const deltas = new Map<string, { spentTokens: number; spentUnits: bigint; reservedTokens: number; reservedUnits: bigint }>();
   for (const r of held) {
-    const charge = charges?.get(String(r.id)) ?? { tokens: 0, usdUnits: 0n };
+    const charge = chargeOf(r, charges);
     const keys = (typeof r.counter_keys === "string" ? JSON.parse(r.counter_keys) : r.counter_keys) as string[];
     for (const key of keys) {
       const d = deltas.get(key) ?? { spentTokens: 0, spentUnits: 0n, reservedTokens: 0, reservedUnits: 0n };
@@ -162,7 +169,7 @@ async function settleReservations(tx: Executor, where: SQL, charges: ReadonlyMap
       updated_at = now() where key = ${key}`);
   }
   for (const r of held) {
-    const charge = charges?.get(String(r.id));
+    const charge = charges === "release" ? undefined : chargeOf(r, charges);
     await tx.execute(
       charge
         ? sql`update budget_reservations set status = 'settled', settled_tokens = ${charge.tokens}, settled_usd = ${unitsToUsd(charge.usdUnits)}::numeric, settled_at = now() where id = ${String(r.id)}`
@@ -170,6 +177,12 @@ async function settleReservations(tx: Executor, where: SQL, charges: ReadonlyMap
     );
   }
   return held.length;
+}
+
+function chargeOf(r: Record<string, unknown>, charges: ReadonlyMap<string, Charge> | "release" | "charge_reserved"): Charge {
+  if (charges === "release") return { tokens: 0, usdUnits: 0n };
+  if (charges === "charge_reserved") return { tokens: num(r.tokens), usdUnits: units(r.usd) };
+  return charges.get(String(r.id)) ?? { tokens: 0, usdUnits: 0n };
 }
 
 function sqlList(values: readonly string[]): SQL {

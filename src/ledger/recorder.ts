@@ -36,7 +36,7 @@ import {
   type ReplyRejectedEvent,
   type TokenUsage,
 } from "./events";
-import { KEEPS_RESULTS_METADATA } from "./replies";
+import { EXPECTED_CACHE_HIT_METADATA, KEEPS_RESULTS_METADATA } from "./replies";
 import { cleanModelName, conservativeRate, COST_SCALE, costUnits, formatUsd, priceAvoided, priceCall, ratesForEstimate, unitsToUsd, type PriceBook } from "./pricing";
 import { contentText, countTextTokens, estimateMessagesTokens } from "./tokens";
 import { upsertCalls, upsertNodeRuns, type NewNodeRun } from "./writer";
@@ -416,7 +416,10 @@ export class Recorder implements HttpAttemptSink {
       }
       const left = deadline - Date.now();
       if (left <= 0) {
-        this.halt ??= `budget: waited ${GATE_WAIT_MS / 1000} s for calls in flight to settle`;
+        this.halt ??= `budget: waited ${GATE_WAIT_MS / 1000} s for calls in flight (of this or other runs) to settle; ${label} needs ~${need.tokens} tokens`;
+        this.alert({ kind: "budget", message: this.halt, node });
+        const held = scopes.find((s) => s.limit) ?? scopes[0]!;
+        this.budgetEvent("hard_limit", held, node, this.halt, need);
         throw new BudgetExceededError(this.halt);
       }
       let timer: NodeJS.Timeout | undefined;
@@ -637,7 +640,9 @@ export class Recorder implements HttpAttemptSink {
         return Math.ceil(JSON.stringify(list ?? "").length / 3);
       }
     });
-    if (this.limited) {
+    // A call its caller knows to be a cache hit bills nothing: it needs no room in any budget.
+    const expectedHit = metadata?.[EXPECTED_CACHE_HIT_METADATA] === true;
+    if (this.limited && !expectedHit) {
       const estimatedInputTokens = estimateInput();
       let need: Charge;
       try {
@@ -651,7 +656,7 @@ export class Recorder implements HttpAttemptSink {
         need = { tokens: estimatedInputTokens + maxOutputTokens, usdUnits: costUnits({ inputTokens: estimatedInputTokens, outputTokens: maxOutputTokens }, conservativeRate(this.book)) };
       }
       await this.reserve(runId, node, need, `${node} call`);
-    } else if (this.halt) {
+    } else if (this.halt && !expectedHit) {
       throw new BudgetExceededError(this.halt);
     }
     this.openCall({

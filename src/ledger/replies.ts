@@ -16,6 +16,13 @@ import { describeError } from "./errors";
 import { dispatchLedgerEvent, fingerprintOf, REPLY_REJECTED, type ReplyRejectedEvent } from "./events";
 
 /** The node-metadata key by which a node declares that it keeps its calls' results. */
+
+/**
+ * Call metadata: the caller knows this call will be served by its response cache (it looked);
+ * the budget gate lets it start without a reservation, since a hit bills nothing.
+ */
+export const EXPECTED_CACHE_HIT_METADATA = "newsledger_expected_cache_hit";
+
 export const KEEPS_RESULTS_METADATA = "newsledger_keeps_results";
 
 /** Node metadata declaring that the node keeps each call's result: `addNode(name, fn, { metadata: keepsResults() })`. */

@@ -3,8 +3,8 @@ import type { BaseChatModel } from "@langchain/core/language_models/chat_models"
 import { AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
 import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import { z } from "zod";
-import { forgetCachedReply } from "../cache/response-cache";
-import { rejectReply } from "../ledger/replies";
+import { expectsCacheHit, forgetCachedReply } from "../cache/response-cache";
+import { EXPECTED_CACHE_HIT_METADATA, rejectReply } from "../ledger/replies";
 
 /** The reply was not the JSON the stage asked for. Thrown so the node's retry policy retries. */
 export class ModelReplyError extends Error {
@@ -69,7 +69,10 @@ function callSignal(): { signal?: AbortSignal; release(): void } {
 export async function completeMessage(model: BaseChatModel, messages: BaseMessage[], options: { stream: boolean }): Promise<AIMessage | AIMessageChunk> {
   const { signal, release } = callSignal();
   try {
-    if (!options.stream) return await model.invoke(messages, { signal });
+    if (!options.stream) {
+      const hit = await expectsCacheHit(model, messages, { signal });
+      return await model.invoke(messages, { signal, ...(hit ? { metadata: { [EXPECTED_CACHE_HIT_METADATA]: true } } : {}) });
+    }
     let reply: AIMessageChunk | undefined;
     for await (const chunk of await model.stream(messages, { signal })) reply = reply ? reply.concat(chunk) : chunk;
     return reply ?? new AIMessage("");

@@ -24,6 +24,21 @@ export async function forEachLimited<T>(items: readonly T[], limit: number, work
 }
 
 /**
+ * Runs one model call and counts it when it was made: a call the budget refused before sending
+ * is not a call (the progress line must agree with the ledger).
+ */
+export async function countedCall<T>(call: () => Promise<T>, count: () => void): Promise<T> {
+  try {
+    const result = await call();
+    count();
+    return result;
+  } catch (error) {
+    if (!isBudgetExceeded(error)) count();
+    throw error;
+  }
+}
+
+/**
  * Awaits a stage's model work and turns a budget refusal into the halt reason; null when the work
  * completed. Any other error propagates (the node's retry policy decides).
  */

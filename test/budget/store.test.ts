@@ -25,7 +25,7 @@ for (const [name, open, suite] of [
     const counters = async () =>
       rows(await database.db.execute(sql`select key, spent_tokens, reserved_tokens from budget_counters order by key`)).map((r) => [String(r.key), Number(r.spent_tokens), Number(r.reserved_tokens)]);
 
-    it("40 reservations at once against a day of 1000 tokens: exactly 10 fit, the rest wait; settling and releasing keep the counters true", async () => {
+    it("40 reservations at once against a day of 1000 tokens: exactly 10 fit, the rest wait; settling and a killed run keep the counters true", async () => {
       const db = database.db;
       const runId = await startRun(db, { workflow: "wf", trigger: "test", provider: "offline" });
       const store = new BudgetStore(db, { timeZone: "UTC" });
@@ -53,15 +53,33 @@ for (const [name, open, suite] of [
       expect((await store.reserve("late", runId, "n", scopes, { tokens: 100, usdUnits: 0n }, "n call")).verdict).toBe("ok");
       expect(await store.reserve("huge", runId, "n", scopes, { tokens: 800, usdUnits: 0n }, "n call")).toMatchObject({ verdict: "refuse" });
 
-      // The run dies with 6 calls in flight: the next ledger to open releases them.
+      // The run dies with 6 calls in flight: the next ledger to open settles them at what they
+      // reserved (they may have been billed), so nothing stays held and nothing is forgotten.
       await finishRun(db, runId, { status: "failed", error: "killed" });
       expect(await releaseAbandonedReservations(db)).toBe(6);
-      expect((await counters()).find(([k]) => k === day)).toEqual([day, 250, 0]);
-      const statuses = rows(await db.execute(sql`select status, count(*)::int as n from budget_reservations group by status order by status`));
-      expect(statuses.map((r) => [r.status, Number(r.n)])).toEqual([
-        ["released", 6],
-        ["settled", 5],
-      ]);
+      expect((await counters()).find(([k]) => k === day)).toEqual([day, 250 + 6 * 100, 0]);
+      const statuses = rows(await db.execute(sql`select status, count(*)::int as n, sum(settled_tokens)::int as t from budget_reservations group by status order by status`));
+      expect(statuses.map((r) => [r.status, Number(r.n), Number(r.t)])).toEqual([["settled", 11, 5 * 50 + 6 * 100]]);
+    });
+
+    it("a counter first used by another process keeps what calls without usage were charged; it is never lowered", async () => {
+      const db = database.db;
+      const runId = await startRun(db, { workflow: "wf3", trigger: "test", provider: "offline" });
+      const now = new Date();
+      // A call that came back without usage: NULL tokens, a local estimate of 300 in and 50 out.
+      await db.execute(sql`insert into llm_calls (id, run_id, call_id, node, kind, provider, usage_source, status, price_status, estimated_input_tokens, estimated_output_tokens, started_at, finished_at)
+        values ('nousage-1', ${runId}, 'nousage-1', 'n', 'chat', 'offline', 'missing', 'ok', 'no_usage', 300, 50, ${now.toISOString()}, ${now.toISOString()})`);
+      const scopes = scopesFor({ workflow: "wf3", runId, node: "n", at: now }, { day: { maxTokens: 1000 } });
+      expect(await new BudgetStore(db, { timeZone: "UTC" }).reserve("a1", runId, "n", scopes, { tokens: 700, usdUnits: 0n }, "n call")).toMatchObject({
+        verdict: "refuse",
+        reason: expect.stringMatching(/350 spent by all runs/),
+      });
+      // The counter holds more than the rows show (a call without usage charged its whole reservation): a new process keeps it.
+      await db.execute(sql`update budget_counters set spent_tokens = 900 where key = ${scopes[2]!.key}`);
+      expect(await new BudgetStore(db, { timeZone: "UTC" }).reserve("a2", runId, "n", scopes, { tokens: 200, usdUnits: 0n }, "n call")).toMatchObject({
+        verdict: "refuse",
+        reason: expect.stringMatching(/900 spent by all runs/),
+      });
     });
 
     it("a counter created mid-day starts from what llm_calls already holds for the day", async () => {

@@ -71,7 +71,7 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ DATABASE_URL: "not a url" })).toThrow(ConfigError);
     expect(() => loadConfig({ BRIEFING_TZ: "Mars/Olympus" })).toThrow(/BRIEFING_TZ: "Mars\/Olympus" is not an IANA time zone/);
     expect(() => loadConfig({ NEWSLEDGER_PROVIDER: "openai" })).toThrow(/needs OPENAI_API_KEY or OPENAI_BASE_URL/);
-    expect(() => loadConfig({}, { maxTokens: -5 })).toThrow(/--max-tokens must be a positive whole number, got -5/);
+    expect(() => loadConfig({}, { maxTokens: -5 })).toThrow(/--max-tokens must be a positive whole number up to 9007199254740991, got -5/);
     expect(() => loadConfig({ NEWSLEDGER_DUPLICATE_SIMILARITY: "0.3" })).toThrow(
       "NEWSLEDGER_DUPLICATE_SIMILARITY: must be at least 0.5 (lower merges different stories)",
     );

@@ -128,6 +128,31 @@ function suite(open: () => Promise<OpenedDatabase & { drop?: () => Promise<void>
   });
 }
 
+describe("a budget and the cache", () => {
+  it("a run whose calls are all cache hits is not held to a budget its estimates would break: it bills 0 and succeeds", async () => {
+    const server = await startOpenAIServer({ usage: "fixed", fixed: { prompt: 100, completion: 10 }, content: offlineAnswer });
+    const database = await memoryDb();
+    try {
+      const env = { OPENAI_BASE_URL: `${server.url}/v1`, NEWSLEDGER_OUT_DIR: mkdtempSync(path.join(os.tmpdir(), "nl-cache-budget-")), NEWSLEDGER_MAX_ITEMS_PER_FEED: "50", NEWSLEDGER_ALERT_CONSOLE: "false" };
+      const first = await runBriefing({ config: loadConfig(env, { feeds: [FIXTURE_FEEDS] }), database, log: () => {} }, { trigger: "test" });
+      expect(first.status).toBe("succeeded");
+      await database.db.execute(sql`delete from articles`);
+      server.reset();
+      // 300 tokens: less than one summarize call's reservation (~600), and far less than the run.
+      const cached = await runBriefing({ config: loadConfig(env, { feeds: [FIXTURE_FEEDS], maxTokens: 300 }), database, log: () => {} }, { trigger: "test" });
+      expect(cached.haltReason).toBeNull();
+      expect(cached.status).toBe("succeeded");
+      expect(cached.total_tokens).toBe(0);
+      expect(server.hits()).toBe(0);
+      const sources = rows(await database.db.execute(sql`select usage_source, count(*)::int as n from llm_calls where run_id = ${cached.runId} group by usage_source`));
+      expect(sources.map((r) => [r.usage_source, Number(r.n)])).toEqual([["cache", first.calls]]);
+    } finally {
+      await database.close();
+      await server.close();
+    }
+  });
+});
+
 describe("response cache over whole briefings on PGlite", () => {
   suite(() => memoryDb());
 });

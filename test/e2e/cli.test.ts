@@ -62,7 +62,7 @@ describe("npm run briefing", { timeout: 240_000 }, () => {
     const env = tempEnv();
     const bad = cli("briefing.ts", ["--max-tokens", "many"], env);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--max-tokens needs a number, got "many"/);
+    expect(bad.stderr).toMatch(/--max-tokens needs a positive decimal number, got "many"/);
     const unknown = cli("briefing.ts", ["--fedes", "x"], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/Unknown option '--fedes'/);

@@ -165,7 +165,8 @@ describe("retries and budgets", () => {
     expect(update).toEqual({ haltReason: "run exceeded max tokens 900 (call 3 refused)" });
     expect(gate.started).toBe(3);
     expect(await db.select({ id: articles.id }).from(articles).where(isNotNull(articles.summary))).toHaveLength(2);
-    expect(deps.lines).toEqual(["summarize: 2 of 6 articles, 3 calls; halted: run exceeded max tokens 900 (call 3 refused)"]);
+    // The refused call was never made: 2 calls, as the ledger records.
+    expect(deps.lines).toEqual(["summarize: 2 of 6 articles, 2 calls; halted: run exceeded max tokens 900 (call 3 refused)"]);
   });
 
   it("stops embedding cleanly when the ledger refuses the call, writing no vector", async () => {

@@ -8,7 +8,7 @@ import { and, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Embeddings } from "@langchain/core/embeddings";
 import { articles } from "../../db/schema";
 import { truncateToTokens } from "../../llm/tokens";
-import { forEachLimited, haltOnBudget } from "../concurrency";
+import { countedCall, forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, countOf, progressLine } from "../progress";
 import type { BriefingState, BriefingUpdate } from "../state";
@@ -48,8 +48,10 @@ export async function embed(state: BriefingState, deps: Deps): Promise<BriefingU
   let written = 0;
   const haltReason = await haltOnBudget(
     forEachLimited(groups, config.concurrency, async (group) => {
-      calls += 1;
-      const vectors = await deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" }, config.summaryMaxTokens)));
+      const vectors = await countedCall(
+        () => deps.models.embeddings.embedDocuments(group.map((a) => embeddingText({ title: a.title, summary: a.summary ?? "" }, config.summaryMaxTokens))),
+        () => (calls += 1),
+      );
       if (vectors.length !== group.length) {
         throw new Error(`embed: the embeddings model returned ${vectors.length} vectors for ${group.length} texts`);
       }

@@ -9,7 +9,7 @@ import type { Database } from "../../db/client";
 import { posts } from "../../db/schema";
 import { completeJson } from "../../llm/reply";
 import { loadStories } from "../cluster/stories";
-import { forEachLimited, haltOnBudget } from "../concurrency";
+import { countedCall, forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, countOf, progressLine } from "../progress";
 import type { BriefingState, BriefingUpdate } from "../state";
@@ -70,8 +70,10 @@ export async function generateSocial(state: BriefingState, deps: Deps): Promise<
       const story = stories.get(clusterId);
       if (!story) throw new Error(`generate_social: cluster ${clusterId} does not exist`);
       const messages = buildSocialPrompt({ label: story.label, sources: sourcesOf(story, config.summaryMaxTokens), problems });
-      calls += 1;
-      const reply = await completeJson(model, messages, socialPostsReplySchema, `posts for cluster ${clusterId}`, { stream: config.stream });
+      const reply = await countedCall(
+        () => completeJson(model, messages, socialPostsReplySchema, `posts for cluster ${clusterId}`, { stream: config.stream }),
+        () => (calls += 1),
+      );
       await savePosts(db, state.runId, clusterId, reply);
       written += 1;
     }),

@@ -6,7 +6,7 @@ import { and, eq, inArray, isNull } from "drizzle-orm";
 import { articles } from "../../db/schema";
 import { completeJson } from "../../llm/reply";
 import { truncateToTokens } from "../../llm/tokens";
-import { forEachLimited, haltOnBudget } from "../concurrency";
+import { countedCall, forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, countOf, progressLine } from "../progress";
 import type { BriefingState, BriefingUpdate } from "../state";
@@ -34,9 +34,11 @@ export async function summarize(state: BriefingState, deps: Deps): Promise<Brief
         feed: article.feedTitle ?? article.feed,
         text: truncateToTokens(article.body, config.articleMaxTokens),
       });
-      calls += 1;
       // A reply that does not parse is reported to the ledger as wasted; the summaries written stay.
-      const { summary } = await completeJson(model, messages, summaryReplySchema, `summary of article ${article.id}`, { stream: config.stream });
+      const { summary } = await countedCall(
+        () => completeJson(model, messages, summaryReplySchema, `summary of article ${article.id}`, { stream: config.stream }),
+        () => (calls += 1),
+      );
       const write = db
         .update(articles)
         .set({ summary })

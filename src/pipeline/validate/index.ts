@@ -7,7 +7,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import { posts, type Post } from "../../db/schema";
 import { completeJson } from "../../llm/reply";
 import { loadStories, storyLinks } from "../cluster/stories";
-import { forEachLimited, haltOnBudget } from "../concurrency";
+import { countedCall, forEachLimited, haltOnBudget } from "../concurrency";
 import type { Deps } from "../deps";
 import { count, progressLine } from "../progress";
 import { isPlatform, PLATFORM_LIMITS, type Platform } from "../generate_social/platforms";
@@ -52,9 +52,11 @@ export async function validate(state: BriefingState, deps: Deps): Promise<Briefi
       // A review cannot rescue a post the rules rejected, so it is only paid for when one passed.
       let review: ReviewReply | null = null;
       if (drafts.some((p) => ruleProblems.get(p.id)!.length === 0)) {
-        calls += 1;
         const messages = buildReviewPrompt({ label: story.label, sources: sourcesOf(story, config.summaryMaxTokens), posts: clusterPosts });
-        review = await completeJson(model, messages, reviewReplySchema, `review of cluster ${clusterId}`, { stream: config.stream });
+        review = await countedCall(
+          () => completeJson(model, messages, reviewReplySchema, `review of cluster ${clusterId}`, { stream: config.stream }),
+          () => (calls += 1),
+        );
       }
 
       for (const post of drafts) {
