@@ -163,7 +163,7 @@ async function runBriefingAs(runId: string, deps: RunnerDeps, options: BriefingO
           // Sent while the run goes on; the run waits for it before it ends.
           sending.push(raise(budgetAlert(event, WORKFLOW, runId)));
           if (event.type === "soft_limit" && models.useFallback()) {
-            log(`soft limit: ${event.message}; the remaining chat calls use ${models.fallbackModel}`);
+            log(`soft limit: ${event.message}; chat calls started from now on use ${models.fallbackModel}`);
           }
         },
       })

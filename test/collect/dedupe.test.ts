@@ -68,6 +68,9 @@ const MAY_1 = "Wed, 01 May 2024 06:00:00 GMT";
 const FEEDS: Record<string, string> = {
   "/gazette.xml": rss("Harbour Gazette", item(REOPENS.title, REOPENS_URL, REOPENS.body, MAY_2)),
   "/digest.xml": rss("Coastal Digest", item(REOPENS_COPY.title, REOPENS_REDIRECT, REOPENS_COPY.body, MAY_2)),
+  // The original, published first (tracking parameters on its link), and a later redirect copy with a poorer text.
+  "/early-original.xml": rss("Harbour Gazette", item(REOPENS.title, `${REOPENS_URL}?utm_source=rss`, REOPENS.body, MAY_1)),
+  "/late-copy.xml": rss("Coastal Digest", item("Harbour reopens", REOPENS_REDIRECT, "Redirected copy.", MAY_2)),
   "/gazette-ferries.xml": rss(
     "Harbour Gazette",
     item(SAILINGS.title, SAILINGS_URL, SAILINGS.body, MAY_2) + item(STORM.title, "https://news.example.org/2024/05/storm", STORM.body, MAY_1),
@@ -155,6 +158,15 @@ function suite(open: () => Promise<OpenedDatabase & { drop?: () => Promise<void>
       .orderBy(asc(articleSources.id));
   const summarizeCalls = async (runId: string) =>
     (await database.db.select({ id: llmCalls.id }).from(llmCalls).where(sql`${llmCalls.runId} = ${runId} and ${llmCalls.node} = 'summarize'`)).length;
+
+  it("of two copies of one story the earlier is the article, whichever feed comes first", async () => {
+    await collectOnly("run-early-1", "/late-copy.xml", "/early-original.xml");
+    expect(await storedArticles()).toEqual([{ id: 1, link: `${REOPENS_URL}?utm_source=rss`, title: REOPENS.title }]);
+    expect((await storedSources()).map((r) => [r.feed.endsWith("early-original.xml") ? "original" : "copy", r.matchedBy])).toEqual([
+      ["original", "first"],
+      ["copy", "canonical_url"],
+    ]);
+  });
 
   it("two copies of one story (one through a redirect link with tracking parameters) become one article with two sources, summarised once", async () => {
     const result = await briefing("/gazette.xml", "/digest.xml");

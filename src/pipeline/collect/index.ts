@@ -280,7 +280,15 @@ function planArticles(items: Candidate[], known: KnownStories, limits: Config["c
   for (const item of items) {
     const vector = similarityVector(item.title, item.body);
     const match = matchStory(item, vector, byUrl, byHash, similar);
-    if (match) {
+    const fresh = match && "fresh" in match.story ? plan.fresh[match.story.fresh]! : null;
+    if (match && fresh && isEarlier(item, fresh)) {
+      // The earlier copy of a story found twice in this run is the original: it becomes the
+      // article (its title and text), and the later one another source of it.
+      plan.fresh[(match.story as { fresh: number }).fresh] = item;
+      plan.matches.push({ ...match, item: fresh });
+      byUrl.set(item.canonicalUrl, match.story);
+      byHash.set(item.contentHash, match.story);
+    } else if (match) {
       plan.matches.push(match);
       // A later copy of this link repeats the same story.
       if (!byUrl.has(item.canonicalUrl)) byUrl.set(item.canonicalUrl, match.story);
@@ -295,6 +303,11 @@ function planArticles(items: Candidate[], known: KnownStories, limits: Config["c
     }
   }
   return plan;
+}
+
+/** Whether `a` was published before `b` (both dated). */
+function isEarlier(a: Candidate, b: Candidate): boolean {
+  return a.publishedAt !== null && b.publishedAt !== null && a.publishedAt.getTime() < b.publishedAt.getTime();
 }
 
 function matchStory(

@@ -61,7 +61,8 @@ export async function generateSocial(state: BriefingState, deps: Deps): Promise<
   const revising = state.invalidPostIds.length > 0;
   const assignments = revising ? await revisionRound(db, state.invalidPostIds) : await firstRound(db, topClusterIds);
   const stories = new Map((await loadStories(db, assignments.map((a) => a.clusterId))).map((s) => [s.clusterId, s]));
-  const model = deps.models.chat("generate_social");
+  // Asked per call: after a soft budget limit the models switch to the fallback mid-stage.
+  const model = () => deps.models.chat("generate_social");
   let calls = 0;
   let written = 0;
 
@@ -71,7 +72,7 @@ export async function generateSocial(state: BriefingState, deps: Deps): Promise<
       if (!story) throw new Error(`generate_social: cluster ${clusterId} does not exist`);
       const messages = buildSocialPrompt({ label: story.label, sources: sourcesOf(story, config.summaryMaxTokens), problems });
       const reply = await countedCall(
-        () => completeJson(model, messages, socialPostsReplySchema, `posts for cluster ${clusterId}`, { stream: config.stream }),
+        () => completeJson(model(), messages, socialPostsReplySchema, `posts for cluster ${clusterId}`, { stream: config.stream }),
         () => (calls += 1),
       );
       await savePosts(db, state.runId, clusterId, reply);

@@ -19,7 +19,8 @@ export async function summarize(state: BriefingState, deps: Deps): Promise<Brief
     .from(articles)
     .where(and(inArray(articles.id, state.articleIds), isNull(articles.summary)))
     .orderBy(articles.id);
-  const model = deps.models.chat("summarize");
+  // Asked per call: after a soft budget limit the models switch to the fallback mid-stage.
+  const model = () => deps.models.chat("summarize");
   let calls = 0;
   let written = 0;
   // Each summary's write starts as its reply arrives, but the lane goes on to its next call; the
@@ -36,7 +37,7 @@ export async function summarize(state: BriefingState, deps: Deps): Promise<Brief
       });
       // A reply that does not parse is reported to the ledger as wasted; the summaries written stay.
       const { summary } = await countedCall(
-        () => completeJson(model, messages, summaryReplySchema, `summary of article ${article.id}`, { stream: config.stream }),
+        () => completeJson(model(), messages, summaryReplySchema, `summary of article ${article.id}`, { stream: config.stream }),
         () => (calls += 1),
       );
       const write = db

@@ -36,7 +36,8 @@ export async function validate(state: BriefingState, deps: Deps): Promise<Briefi
   );
   const clusterIds = [...new Set(runPosts.filter((p) => p.status === "draft").map((p) => p.clusterId))].sort((a, b) => a - b);
   const stories = new Map((await loadStories(db, clusterIds)).map((s) => [s.clusterId, s]));
-  const model = deps.models.chat("validate");
+  // Asked per call: after a soft budget limit the models switch to the fallback mid-stage.
+  const model = () => deps.models.chat("validate");
   let calls = 0;
   let checked = 0;
 
@@ -54,7 +55,7 @@ export async function validate(state: BriefingState, deps: Deps): Promise<Briefi
       if (drafts.some((p) => ruleProblems.get(p.id)!.length === 0)) {
         const messages = buildReviewPrompt({ label: story.label, sources: sourcesOf(story, config.summaryMaxTokens), posts: clusterPosts });
         review = await countedCall(
-          () => completeJson(model, messages, reviewReplySchema, `review of cluster ${clusterId}`, { stream: config.stream }),
+          () => completeJson(model(), messages, reviewReplySchema, `review of cluster ${clusterId}`, { stream: config.stream }),
           () => (calls += 1),
         );
       }
