@@ -114,17 +114,17 @@ export class LedgerHandler extends BaseCallbackHandler {
     this.recorder.guard("handleLLMNewToken", () => this.recorder.newToken(runId, token ?? ""));
   }
 
-  // A call's row is written as soon as the call ends (a process killed mid-node loses no paid
-  // call), without holding the call back: the node end awaits the writes, and calls that end
-  // while one is running go into the next.
+  // A call's row is written within moments of the call's end (a process killed mid-node loses
+  // no paid call), without holding the call back: calls that end close together share one write,
+  // and the node's end awaits them all.
   override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
     this.recorder.guard("handleLLMEnd", () => this.recorder.chatEnd(output, runId));
-    void this.recorder.write();
+    this.recorder.writeSoon();
   }
 
   override async handleLLMError(err: Error, runId: string): Promise<void> {
     this.recorder.guard("handleLLMError", () => this.recorder.chatError(err, runId));
-    void this.recorder.write();
+    this.recorder.writeSoon();
   }
 
   override async handleCustomEvent(name: string, data: unknown, runId: string, _tags?: string[], metadata?: Record<string, unknown>): Promise<void> {

@@ -15,6 +15,8 @@ import { BudgetStore, settleReservationsIn } from "./budget-store";
 
 /** How long a call waits, in all, for calls in flight to free room in the budget. */
 const GATE_WAIT_MS = 120_000;
+/** How long a call's row may wait to share a write with the rows of calls ending just after it. */
+const WRITE_SOON_MS = 20;
 /** How often a waiting call looks again (calls of other processes settle without telling us). */
 const GATE_POLL_MS = 100;
 import { parseDecimal, formatUnits } from "./decimal";
@@ -290,6 +292,7 @@ export class Recorder implements HttpAttemptSink {
   private readonly dirtyCalls = new Set<string>();
   private readonly dirtyNodes = new Set<string>();
   private writeChain: Promise<unknown> = Promise.resolve();
+  private soon: NodeJS.Timeout | null = null;
   private lastWriteError: unknown = null;
 
   private readonly unpriced = new Set<string>();
@@ -1211,8 +1214,21 @@ export class Recorder implements HttpAttemptSink {
 
   // ---- writing -----------------------------------------------------------------------------
 
+  /** Writes within WRITE_SOON_MS: rows of calls that end close together go in one transaction. */
+  writeSoon(): void {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      void this.write();
+    }, WRITE_SOON_MS);
+  }
+
   /** One write of every buffered row; resolves false (rows stay buffered) when it fails. */
   write(): Promise<boolean> {
+    if (this.soon) {
+      clearTimeout(this.soon);
+      this.soon = null;
+    }
     const run = async (): Promise<boolean> => {
       const nodeIds = [...this.dirtyNodes];
       const callIds = [...this.dirtyCalls];

@@ -1,4 +1,4 @@
-/** A call's row reaches the database when the call ends, not when its node ends: a process killed mid-node loses no paid call. */
+/** A call's row reaches the database as the call ends, not when its node ends: a process killed mid-node loses no paid call. */
 import { Annotation, END, START, StateGraph } from "@langchain/langgraph";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,7 +28,11 @@ describe("write-through", () => {
       .addNode("summarize", async () => {
         for (let i = 0; i < 3; i++) {
           await model.invoke(`article ${i}`);
-          seenMidNode.push((await opened.db.select().from(llmCalls).where(eq(llmCalls.runId, runId))).length);
+          // The row's write starts within moments of the call's end (calls ending together share
+          // one); the node, still running, looks until it is there.
+          const count = async () => (await opened.db.select().from(llmCalls).where(eq(llmCalls.runId, runId))).length;
+          for (let tries = 0; tries < 100 && (await count()) < i + 1; tries++) await new Promise((r) => setTimeout(r, 10));
+          seenMidNode.push(await count());
         }
         return { n: 3 };
       })
