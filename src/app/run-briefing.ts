@@ -8,10 +8,11 @@ import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { buildDailyBriefing } from "../../graphs/daily-briefing";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { ConfigError, type Config } from "../config";
 import type { Database } from "../db/client";
 import { runs } from "../db/schema";
+import { rows } from "../db/migrate";
 import { loadPriceSources } from "../ledger/price-book";
 import { markDeadRuns, type OpenedDatabase } from "../db/client";
 import { pgAdvisoryLock, runLivenessKey } from "../db/locks";
@@ -313,4 +314,14 @@ async function checkResumable(db: Database, checkpointer: BaseCheckpointSaver, r
   }
   const tuple = await checkpointer.getTuple({ configurable: { thread_id: runId } });
   if (!tuple) throw new ConfigError(`bad argument: --resume ${runId}: the run has no checkpoint to continue from`);
+  // A later run took its articles over (and briefed them): resuming would pay for them twice.
+  const [taken] = rows(
+    await db.execute(sql`select count(*)::int as n, min(run_id) as by_run from articles where first_run_id = ${runId} and run_id is distinct from ${runId}`),
+  );
+  if (Number(taken?.n ?? 0) > 0) {
+    throw new ConfigError(
+      `bad argument: --resume ${runId}: ${Number(taken!.n)} of its articles were taken over by a later run (${String(taken!.by_run)}), ` +
+        `which briefs them; resuming would pay for them again. Start a new run instead.`,
+    );
+  }
 }

@@ -76,4 +76,24 @@ describe("resuming a halted run", () => {
       runBriefing({ config: loadConfig(env, { feeds: [FIXTURE_FEEDS] }), database, log: () => {} }, { trigger: "test", resume: first.runId }),
     ).rejects.toThrow(/the run is succeeded; only a halted or failed run can be resumed/);
   });
+
+  it("refuses to resume a halted run whose articles a later run took over (it would pay for them twice)", async () => {
+    const other = await memoryDb();
+    try {
+      const env = { OPENAI_BASE_URL: `${server.url}/v1`, NEWSLEDGER_OUT_DIR: mkdtempSync(path.join(os.tmpdir(), "nl-resume-out-")), NEWSLEDGER_MAX_ITEMS_PER_FEED: "50", NEWSLEDGER_CACHE_TTL_HOURS: "0" };
+      const halted = await runBriefing({ config: loadConfig(env, { feeds: [FIXTURE_FEEDS], maxTokens: 1200 }), database: other, log: () => {} }, { trigger: "test" });
+      expect(halted.status).toBe("halted");
+      const later = await runBriefing({ config: loadConfig(env, { feeds: [FIXTURE_FEEDS] }), database: other, log: () => {} }, { trigger: "test" });
+      expect(later.articles).toBe(14);
+      const hits = server.hits();
+      await expect(
+        runBriefing({ config: loadConfig(env, { feeds: [FIXTURE_FEEDS], maxTokens: 100_000 }), database: other, log: () => {} }, { trigger: "test", resume: halted.runId }),
+      ).rejects.toThrow(new ConfigError(
+        `bad argument: --resume ${halted.runId}: 14 of its articles were taken over by a later run (${later.runId}), which briefs them; resuming would pay for them again. Start a new run instead.`,
+      ));
+      expect(server.hits()).toBe(hits);
+    } finally {
+      await other.close();
+    }
+  });
 });
