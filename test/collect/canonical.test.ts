@@ -5,6 +5,11 @@ import { canonicalUrl, contentHash } from "../../src/pipeline/collect/canonical"
 describe("canonicalUrl", () => {
   it.each([
     ["HTTPS://News.Example.ORG:443/2024/05/Story?b=2&a=1#comments", "https://news.example.org/2024/05/Story?a=1&b=2"],
+    // A fragment that names the post is kept (one page, one anchor per post); page anchors and tracking fragments are not.
+    ["http://scripting.com/2017/06/26.html#a080605", "http://scripting.com/2017/06/26.html#a080605"],
+    ["https://news.example.org/story#top", "https://news.example.org/story"],
+    ["https://news.example.org/story#xtor=RSS-1", "https://news.example.org/story"],
+    ["https://news.example.org/story#more-4521", "https://news.example.org/story"],
     ["https://news.example.org/a?utm_source=rss&utm_medium=feed&utm_campaign=x&id=7", "https://news.example.org/a?id=7"],
     ["https://www.bbc.co.uk/news/uk-58943184?at_medium=RSS&at_campaign=KARANGA", "https://www.bbc.co.uk/news/uk-58943184"],
     [

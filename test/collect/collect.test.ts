@@ -137,6 +137,21 @@ describe("collect", () => {
     expect((await sources()).at(-1)).toEqual({ article: "https://news.example.org/bridge", link: "https://other.example.com/b", matchedBy: "content_hash" });
   });
 
+  it("counts an item that repeats one of its own feed (same link, or same text) in the collect line", async () => {
+    const feed = scratchFeed(
+      "repeats.xml",
+      rss(
+        "Repeats",
+        item("Harbour reopens", "https://news.example.org/harbour", "Ferries sail again.") +
+          item("Harbour reopens (updated)", "https://news.example.org/harbour?utm_medium=rss", "Ferries sail again, the port says.") +
+          item("Harbour reopens", "https://news.example.org/harbour-2", "Ferries sail again."),
+      ),
+    );
+    const result = await run("run-repeats", [feed]);
+    expect(result.articleIds).toHaveLength(1);
+    expect(logs[0]).toBe("collect: 1 feeds, 0 failed, 1 new articles, 0 merged into existing stories (0 already seen, 2 repeated within their feed)");
+  });
+
   it("caps items per feed and articles per run, keeping the newest", async () => {
     const result = await run("run-1", [SAMPLE_FEEDS], { maxItemsPerFeed: 2, maxArticlesPerRun: 5 });
     const rows = await storedArticles();

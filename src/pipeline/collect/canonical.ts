@@ -31,8 +31,11 @@ const REDIRECT_PARAMS = [
 const MAX_UNWRAP = 3;
 
 /**
- * The link articles are deduplicated by: scheme and host lowercased, default port and fragment
- * dropped, redirect wrappers unwrapped, tracking parameters dropped, the other parameters sorted.
+ * The link articles are deduplicated by: scheme and host lowercased, default port dropped,
+ * redirect wrappers unwrapped, tracking parameters dropped, the other parameters sorted. The
+ * fragment is dropped when it only points into a page (#comments, #top) or tracks (#xtor=RSS-1),
+ * and kept when it names the item: some sites give each post of a day's page its own anchor
+ * (scripting.com/2017/06/26.html#a080605), and those are different stories.
  * A link that is not an absolute http(s) URL is returned trimmed, unchanged.
  */
 export function canonicalUrl(link: string): string {
@@ -43,7 +46,7 @@ export function canonicalUrl(link: string): string {
     if (!inner) break;
     url = inner;
   }
-  url.hash = "";
+  if (!namesTheItem(url.hash)) url.hash = "";
   const kept = [...url.searchParams].filter(([name]) => !isTrackingParam(name));
   kept.sort(([a, av], [b, bv]) => (a === b ? compare(av, bv) : compare(a, b)));
   url.search = new URLSearchParams(kept).toString();
@@ -89,6 +92,16 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
+}
+
+/** Fragments that point somewhere within the same story's page, never at another story. */
+const PAGE_FRAGMENTS = /^#(top|comments?|respond|reply|replies|content|main|more(-\d+)?|disqus_thread|share|footnotes?|fn\d*|section-?\d*|article|story|video|gallery|read-?more)?$/i;
+
+function namesTheItem(hash: string): boolean {
+  if (hash === "" || PAGE_FRAGMENTS.test(hash)) return false;
+  // #xtor=RSS-1, #utm_source=..., #ref=rss: tracking, not an anchor.
+  if (hash.includes("=") || hash.includes("&")) return false;
+  return true;
 }
 
 function isTrackingParam(name: string): boolean {

@@ -53,6 +53,8 @@ interface FeedOutcome {
   feed: string;
   /** The feed's newest distinct items, at most maxItemsPerFeed, newest first. */
   candidates: Candidate[];
+  /** Items that repeat an earlier item of the same feed (same link or text), dropped before anything else. */
+  repeated: number;
   warnings: FeedWarning[];
   error: FeedError | null;
 }
@@ -66,7 +68,7 @@ export async function collect(state: BriefingState, deps: Deps): Promise<Briefin
     fetched[index] = await collectFeed(sources[index], config.collect);
   });
   const outcomes: FeedOutcome[] = [
-    ...problems.map((problem) => ({ feed: problem.name, candidates: [], warnings: [], error: problem.error })),
+    ...problems.map((problem) => ({ feed: problem.name, candidates: [], repeated: 0, warnings: [], error: problem.error })),
     ...fetched,
   ];
   const failed = outcomes.filter((outcome) => outcome.error !== null);
@@ -74,6 +76,7 @@ export async function collect(state: BriefingState, deps: Deps): Promise<Briefin
   await recordFeedProblems(db, state.runId, outcomes, offline);
 
   const items = newestFirst(outcomes.flatMap((outcome) => outcome.candidates));
+  const repeated = outcomes.reduce((n, outcome) => n + outcome.repeated, 0);
   const plan = planArticles(items, await loadKnownStories(db, items, config.collect.duplicates), config.collect);
   const stored = await storeArticles(db, state.runId, plan);
   // Articles of runs that failed or halted before publishing are never lost: this run takes them over.
@@ -83,7 +86,7 @@ export async function collect(state: BriefingState, deps: Deps): Promise<Briefin
   let line =
     `collect: ${outcomes.length} feeds, ${failed.length} failed, ${stored.newIds.length} new articles, ` +
     `${stored.merged} merged into existing stories ` +
-    `(${stored.alreadySeen} already seen${plan.overCap > 0 ? `, ${plan.overCap} over the per-run cap of ${config.collect.maxArticlesPerRun}` : ""})` +
+    `(${stored.alreadySeen} already seen${repeated > 0 ? `, ${repeated} repeated within their feed` : ""}${plan.overCap > 0 ? `, ${plan.overCap} over the per-run cap of ${config.collect.maxArticlesPerRun}` : ""})` +
     (backlog.length > 0 ? `, ${backlog.length} taken over from runs that did not finish` : "");
   if (offline) line += `. Every feed failed with a network error: ${OFFLINE_HINT}. ${SAMPLE_FEEDS_HINT}`;
   log(line);
@@ -98,14 +101,16 @@ async function collectFeed(source: FeedSource, limits: Config["collect"]): Promi
     const parsed = await parseFeed(decoded.text, baseUrl);
     const warnings = [...decoded.warnings, ...parsed.warnings];
     const candidates = toCandidates(source.name, parsed, warnings);
+    const { kept, repeated } = newestDistinct(candidates, limits.maxItemsPerFeed);
     return {
       feed: source.name,
-      candidates: dropDuplicates(newestFirst(candidates)).slice(0, limits.maxItemsPerFeed),
+      candidates: kept,
+      repeated,
       warnings,
       error: null,
     };
   } catch (error) {
-    return { feed: source.name, candidates: [], warnings: [], error: asFeedError(error) };
+    return { feed: source.name, candidates: [], repeated: 0, warnings: [], error: asFeedError(error) };
   }
 }
 
@@ -171,16 +176,26 @@ function newestFirst(candidates: Candidate[]): Candidate[] {
   return [...candidates].sort((a, b) => (b.publishedAt?.getTime() ?? -Infinity) - (a.publishedAt?.getTime() ?? -Infinity) || 0);
 }
 
-/** Keeps the first of each canonical link and of each content hash. */
-function dropDuplicates(candidates: Candidate[]): Candidate[] {
+/**
+ * The newest `max` items with distinct canonical links and content hashes, and how many items
+ * among them repeated an earlier (newer) one: those are dropped, and counted.
+ */
+function newestDistinct(candidates: Candidate[], max: number): { kept: Candidate[]; repeated: number } {
   const urls = new Set<string>();
   const hashes = new Set<string>();
-  return candidates.filter((candidate) => {
-    if (urls.has(candidate.canonicalUrl) || hashes.has(candidate.contentHash)) return false;
+  const kept: Candidate[] = [];
+  let repeated = 0;
+  for (const candidate of newestFirst(candidates)) {
+    if (kept.length >= max) break;
+    if (urls.has(candidate.canonicalUrl) || hashes.has(candidate.contentHash)) {
+      repeated++;
+      continue;
+    }
     urls.add(candidate.canonicalUrl);
     hashes.add(candidate.contentHash);
-    return true;
-  });
+    kept.push(candidate);
+  }
+  return { kept, repeated };
 }
 
 type MatchedBy = "canonical_url" | "content_hash" | "near_duplicate";
