@@ -41,8 +41,28 @@ async function postJson(url: string, body: unknown, timeoutMs: number): Promise<
   });
   if (!res.ok) {
     const text = (await res.text().catch(() => "")).slice(0, 200);
-    throw new Error(`HTTP ${res.status}${text ? `: ${text}` : ""}`);
+    throw new DeliveryError(`HTTP ${res.status}${text ? `: ${text}` : ""}`, retryAfterMs(res.headers.get("retry-after")));
   }
+}
+
+/** A delivery that failed; `retryAfterMs` when the receiver said when to try again (429/503 Retry-After). */
+export class DeliveryError extends Error {
+  override name = "DeliveryError";
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null,
+  ) {
+    super(message);
+  }
+}
+
+/** Retry-After as seconds or an HTTP date, in ms; null when absent or unreadable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | null {
+  if (!header) return null;
+  const seconds = Number(header.trim());
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 export function consoleChannel(write: (line: string) => void): AlertChannel {

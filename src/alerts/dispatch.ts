@@ -8,7 +8,10 @@ import { eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rows } from "../db/migrate";
 import { alertDeliveries, alerts } from "../db/schema";
+import { DeliveryError } from "./channels";
 import type { Alert, AlertChannel } from "./types";
+
+const MAX_RETRY_AFTER_MS = 60_000;
 
 export interface AlerterOptions {
   channels: AlertChannel[];
@@ -94,7 +97,11 @@ export class Alerter {
         break;
       } catch (err) {
         lastError = err;
-        if (i < attempts - 1) await new Promise((r) => setTimeout(r, (this.options.retryDelayMs ?? 250) * 2 ** i));
+        if (i < attempts - 1) {
+          // The receiver's own Retry-After wins over the backoff, up to a minute (a channel never holds the run longer).
+          const asked = err instanceof DeliveryError && err.retryAfterMs !== null ? Math.min(err.retryAfterMs, MAX_RETRY_AFTER_MS) : 0;
+          await new Promise((r) => setTimeout(r, Math.max(asked, (this.options.retryDelayMs ?? 250) * 2 ** i)));
+        }
       }
     }
     const error = lastError === null ? null : describe(lastError);
