@@ -184,35 +184,27 @@ function usageFromMetadata(u: unknown): Usage | null {
     input_token_details?: { cache_read?: unknown };
     output_token_details?: { reasoning?: unknown };
   };
-  const input = count(m.input_tokens);
-  const output = count(m.output_tokens);
+  return usageOf(count(m.input_tokens), count(m.output_tokens), count(m.input_token_details?.cache_read), count(m.output_token_details?.reasoning), count(m.total_tokens));
+}
+
+/** Usage from its counts; null when neither input nor output was reported. */
+function usageOf(input: number | null, output: number | null, cached: number | null, reasoning: number | null, total: number | null): Usage | null {
   if (input === null && output === null) return null;
   const i = input ?? 0;
   const o = output ?? 0;
-  return {
-    input: i,
-    output: o,
-    cached: count(m.input_token_details?.cache_read) ?? 0,
-    reasoning: count(m.output_token_details?.reasoning) ?? 0,
-    total: count(m.total_tokens) ?? i + o,
-  };
+  return { input: i, output: o, cached: cached ?? 0, reasoning: reasoning ?? 0, total: total ?? i + o };
 }
 
 /** Raw OpenAI-style usage (chat completions or responses names). */
 function usageFromRaw(u: RawUsage | undefined): Usage | null {
   if (!u) return null;
-  const input = count(u.prompt_tokens) ?? count(u.input_tokens);
-  const output = count(u.completion_tokens) ?? count(u.output_tokens);
-  if (input === null && output === null) return null;
-  const i = input ?? 0;
-  const o = output ?? 0;
-  return {
-    input: i,
-    output: o,
-    cached: count(u.prompt_tokens_details?.cached_tokens) ?? count(u.input_tokens_details?.cached_tokens) ?? 0,
-    reasoning: count(u.completion_tokens_details?.reasoning_tokens) ?? count(u.output_tokens_details?.reasoning_tokens) ?? 0,
-    total: count(u.total_tokens) ?? i + o,
-  };
+  return usageOf(
+    count(u.prompt_tokens) ?? count(u.input_tokens),
+    count(u.completion_tokens) ?? count(u.output_tokens),
+    count(u.prompt_tokens_details?.cached_tokens) ?? count(u.input_tokens_details?.cached_tokens),
+    count(u.completion_tokens_details?.reasoning_tokens) ?? count(u.output_tokens_details?.reasoning_tokens),
+    count(u.total_tokens),
+  );
 }
 
 /** A provider-reported cost (decimal text or a JSON number) as 12-decimal text. */
