@@ -12,7 +12,7 @@ import { Ledger } from "../../src/ledger/index";
 import { startRun } from "../../src/ledger/runs";
 import type { BudgetLimits } from "../../src/ledger/budget";
 import type { FakeOpenAI } from "../helpers/openai-server";
-import { describe } from "vitest";
+import { afterAll, beforeAll, describe } from "vitest";
 import { describePg, freshPgDb, memoryDb } from "../helpers/db";
 
 /** Copies of the case inputs from ../shared/cases/inputs (a test checks they still match). */
@@ -139,4 +139,16 @@ export function describeBackends(title: string, suite: (open: () => Promise<Test
       return { db: opened.db, close: () => opened.drop() };
     }),
   );
+}
+
+/** Opens the suite's database before its tests and closes it after; `ready` receives it. */
+export function useTestDb(open: () => Promise<TestDb>, ready: (db: Database) => void): void {
+  let testDb: TestDb | undefined;
+  beforeAll(async () => {
+    testDb = await open();
+    ready(testDb.db);
+  });
+  afterAll(async () => {
+    await testDb?.close();
+  });
 }

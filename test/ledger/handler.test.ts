@@ -15,7 +15,7 @@ import { eq, and } from "drizzle-orm";
 import { chatCompletion, startOpenAIServer, useOpenAIServer, type FakeOpenAI } from "../helpers/openai-server";
 import { trackEmbeddingCall } from "../../src/ledger/events";
 import { Ledger } from "../../src/ledger/index";
-import { callRows, chatModel, embeddingsModel, fixture, fixtureJson, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, type TestDb } from "./_harness";
+import { callRows, chatModel, embeddingsModel, fixture, fixtureJson, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, useTestDb } from "./_harness";
 
 const State = Annotation.Root({ text: Annotation<string> });
 const PROMPT = [new SystemMessage("You summarise local news in one sentence."), new HumanMessage("The harbour reopened after the storm on Tuesday.")];
@@ -44,15 +44,8 @@ async function streamMessages(graph: ReturnType<typeof summarizeGraph>, callback
 }
 
 describeBackends("ledger handler", (open) => {
-  let testDb: TestDb;
   let db: Database;
-  beforeAll(async () => {
-    testDb = await open();
-    db = testDb.db;
-  });
-  afterAll(async () => {
-    await testDb?.close();
-  });
+  useTestDb(open, (opened) => (db = opened));
 
 async function priceIdOf(model: string, source = "user"): Promise<number> {
   const [row] = await db.select().from(modelPrices).where(and(eq(modelPrices.model, model), eq(modelPrices.source, source)));

@@ -14,7 +14,7 @@ import { retryOn } from "../../src/ledger/retry";
 import { completeJson, ModelReplyError } from "../../src/llm/reply";
 import { z } from "zod";
 import { useOpenAIServer, type FakeOpenAI, type ScriptedReply } from "../helpers/openai-server";
-import { callRows, chatModel, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, type TestDb } from "./_harness";
+import { callRows, chatModel, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, useTestDb } from "./_harness";
 
 const State = Annotation.Root({ done: Annotation<string[]> });
 const policy: RetryPolicy = { maxAttempts: 3, initialInterval: 20, backoffFactor: 2, jitter: false, retryOn, logWarning: false };
@@ -109,15 +109,8 @@ async function summary(db: Database, runId: string) {
 }
 
 describeBackends("nodes that keep their results", (open) => {
-  let testDb: TestDb;
   let db: Database;
-  beforeAll(async () => {
-    testDb = await open();
-    db = testDb.db;
-  });
-  afterAll(async () => {
-    await testDb?.close();
-  });
+  useTestDb(open, (opened) => (db = opened));
 
   it("exports the node-metadata declaration", () => {
     expect(keepsResults()).toEqual({ [KEEPS_RESULTS_METADATA]: true });

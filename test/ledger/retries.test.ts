@@ -12,7 +12,7 @@ import { BudgetExceededError } from "../../src/ledger/budget";
 import { classifyError } from "../../src/ledger/errors";
 import { retryOn } from "../../src/ledger/retry";
 import { useOpenAIServer, type FakeOpenAI, type ScriptedReply } from "../helpers/openai-server";
-import { callRows, chatModel, fixtureJson, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, type TestDb } from "./_harness";
+import { callRows, chatModel, fixtureJson, nodeCosts, nodeRunRows, openRun, runCosts, describeBackends, useTestDb } from "./_harness";
 
 const State = Annotation.Root({ summary: Annotation<string> });
 
@@ -40,15 +40,8 @@ function parsingGraph(model: ChatOpenAI, retryPolicy: RetryPolicy) {
 const policy: RetryPolicy = { maxAttempts: 3, initialInterval: 100, backoffFactor: 2, jitter: false, retryOn, logWarning: false };
 
 describeBackends("retries", (open) => {
-  let testDb: TestDb;
   let db: Database;
-  beforeAll(async () => {
-    testDb = await open();
-    db = testDb.db;
-  });
-  afterAll(async () => {
-    await testDb?.close();
-  });
+  useTestDb(open, (opened) => (db = opened));
 
   describe("C07: retry tokens and RetryPolicy", () => {
     it("main: 200 non-JSON, 429, 200 JSON → 3 hits; parse_error 500/80, http_429 0/0, ok 500/60; retries 2, retry tokens 580", async () => {
